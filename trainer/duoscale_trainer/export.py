@@ -1,0 +1,367 @@
+"""ONNX export of a trained student (1 step) or teacher (deterministic 15-step chain).
+
+The exported graph follows the model contract in DESIGN.md / brief.md:
+  inputs  lr    float32 [1,3,H,W]  sRGB in [0,1]
+          noise float32 [1,C,H,W]  standard normal (C = codec latent channels, 48 for S2D-f4)
+  output  hr    float32 [1,3,4H,4W] in [0,1]
+H and W are dynamic and must be multiples of the manifest's pad_multiple.
+
+Order of work in `export_pipeline` (nothing is half-written on failure):
+  1. trace the pipeline to a temporary .onnx next to the target,
+  2. run it with onnxruntime (CPU) against PyTorch at two different sizes; refuse if the
+     max abs diff is over the tolerance (1e-3 fp32, 2e-2 fp16),
+  3. rename the .onnx into place, then write NAME.json (manifest, with the sha256 of the
+     .onnx) and NAME.md (model card), each atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import hashlib
+import json
+import math
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import __version__
+
+MANIFEST_FORMAT = 1
+DEFAULT_OPSET = 17
+TOL_FP32 = 1e-3  # max abs diff on the [0,1] output, ORT vs PyTorch (issue 2 acceptance)
+TOL_FP16 = 2e-2  # fp16 graph vs the fp32 PyTorch reference: ~5 levels of 255, stated in the card
+DEFAULT_LICENSE = ("Model weights: MIT (Duoscale project). Training photos: see the model card's "
+                   "data section; they come from Debian packages under their own free licences.")
+
+
+class ExportError(RuntimeError):
+    """Raised when a model cannot be exported or fails its parity check."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Pipeline
+
+def upsample4(lr: torch.Tensor) -> torch.Tensor:
+    """Centre-aligned bicubic x4 (PyTorch A=-0.75, exports to ONNX Resize cubic)."""
+    return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
+
+
+def _schedule_floats(schedule) -> tuple[list[float], float]:
+    """Per-index eta (python floats, 0-based) and kappa from a diffusion.Schedule-like object."""
+    etas = schedule.etas
+    if isinstance(etas, torch.Tensor):
+        etas = etas.double().tolist()
+    return [float(e) for e in etas], float(schedule.kappa)
+
+
+def kmj_coefficients(etas: Sequence[float]) -> list[tuple[float, float, float]]:
+    """SinSR deterministic-step coefficients (ML.md 2.1) for 0-based index i (paper t = i+1).
+
+    x_{t-1} = k_t x0_hat + m_t x_t + j_t y; at i = 0 (eta_0 = 0) this is (1, 0, 0).
+    """
+    out = []
+    for i, eta_t in enumerate(etas):
+        eta_prev = etas[i - 1] if i > 0 else 0.0
+        m = math.sqrt(eta_prev / eta_t)
+        k = 1.0 - eta_prev + math.sqrt(eta_prev * eta_t) - m
+        j = eta_prev - math.sqrt(eta_prev * eta_t)
+        out.append((k, m, j))
+    return out
+
+
+class SRPipeline(nn.Module):
+    """lr [0,1] + noise -> hr [0,1]: codec + denoiser, 1 step (student) or the full
+    deterministic chain (teacher, SinSR eq. 1).
+
+    y = 2 lr - 1; z_y = codec.encode(upsample4(y)); x_T = z_y + kappa sqrt(eta_T) noise;
+    x0 = net(x_T / sqrt(kappa^2 eta_T + 1), t = T-1, y)   (student), or the chain;
+    hr = clamp((codec.decode(x0) + 1) / 2, 0, 1).
+
+    All schedule numbers are baked in as python floats, so the traced graph is float32 only.
+    """
+
+    def __init__(self, net: nn.Module, codec: nn.Module, schedule, steps: int = 1,
+                 fp16: bool = False):
+        super().__init__()
+        self.net = net
+        self.codec = codec
+        etas, kappa = _schedule_floats(schedule)
+        self.T = len(etas)
+        if steps not in (1, self.T):
+            raise ExportError(f"steps must be 1 (student) or T={self.T} (teacher chain), got {steps}")
+        self.steps = steps
+        self.kappa = kappa
+        self.etas = etas
+        self.in_scale = [1.0 / math.sqrt(kappa * kappa * e + 1.0) for e in etas]
+        self.kmj = kmj_coefficients(etas)
+        self.noise_scale = kappa * math.sqrt(etas[-1])
+        self.fp16 = fp16
+
+    @property
+    def latent_channels(self) -> int:
+        return int(self.codec.latent_channels)
+
+    @property
+    def pad_multiple(self) -> int:
+        pm = int(getattr(self.net, "pad_multiple", 1))
+        return max(pm, int(getattr(self.codec, "pad_multiple", 1)), 1)
+
+    def _denoise(self, x: torch.Tensor, i: int, cond: torch.Tensor) -> torch.Tensor:
+        t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
+        xs = x * self.in_scale[i]
+        if self.fp16:
+            return self.net(xs.half(), t, cond.half()).float()
+        return self.net(xs, t, cond)
+
+    def forward(self, lr: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        y = lr * 2.0 - 1.0
+        z_y = self.codec.encode(upsample4(y))
+        x = z_y + self.noise_scale * noise
+        if self.steps == 1:
+            x0 = self._denoise(x, self.T - 1, y)
+        else:
+            for i in range(self.T - 1, -1, -1):
+                x0 = self._denoise(x, i, y)
+                if i > 0:
+                    k, m, j = self.kmj[i]
+                    x = k * x0 + m * x + j * z_y
+        img = self.codec.decode(x0)
+        return ((img + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def count_params(module: nn.Module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+# ---------------------------------------------------------------------------------------------
+# ONNX writing and parity
+
+def parity_sizes(pad_multiple: int) -> list[tuple[int, int]]:
+    """Two different, non-square LR sizes that are multiples of pad_multiple (>= 8 px)."""
+    b = pad_multiple * max(1, math.ceil(8 / pad_multiple))
+    return [(2 * b, 3 * b), (3 * b + pad_multiple, b + pad_multiple)]
+
+
+def _ort_session(path: str | os.PathLike):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    return ort.InferenceSession(str(path), sess_options=so, providers=["CPUExecutionProvider"])
+
+
+def check_parity(pipeline: SRPipeline, onnx_path: str | os.PathLike,
+                 sizes: Sequence[tuple[int, int]], seed: int = 0) -> list[dict]:
+    """Run PyTorch and onnxruntime on the same random input at each size; return diffs."""
+    sess = _ort_session(onnx_path)
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for h, w in sizes:
+        lr = torch.rand(1, 3, h, w, generator=gen)
+        noise = torch.randn(1, pipeline.latent_channels, h, w, generator=gen)
+        with torch.no_grad():
+            ref = pipeline(lr, noise).float().numpy()
+        out = sess.run(["hr"], {"lr": lr.numpy(), "noise": noise.numpy()})[0]
+        if out.shape != (1, 3, 4 * h, 4 * w):
+            raise ExportError(f"{onnx_path}: ONNX output shape {out.shape} for LR {h}x{w}, "
+                              f"expected (1, 3, {4 * h}, {4 * w})")
+        rows.append({"lr_size": [h, w], "max_abs_diff": float(np.abs(out - ref).max()),
+                     "out_min": float(out.min()), "out_max": float(out.max())})
+    return rows
+
+
+def write_onnx(pipeline: SRPipeline, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> None:
+    pm = pipeline.pad_multiple
+    h = w = pm * max(1, math.ceil(16 / pm))
+    lr = torch.rand(1, 3, h, w)
+    noise = torch.randn(1, pipeline.latent_channels, h, w)
+    torch.onnx.export(
+        pipeline, (lr, noise), str(path),
+        input_names=["lr", "noise"], output_names=["hr"],
+        dynamic_axes={"lr": {2: "H", 3: "W"}, "noise": {2: "H", 3: "W"},
+                      "hr": {2: "4*H", 3: "4*W"}},
+        opset_version=opset, do_constant_folding=True, dynamo=False,
+    )
+    import onnx
+    model = onnx.load(str(path))
+    onnx.checker.check_model(model)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def hardware_string() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} (CUDA), {os.cpu_count()} CPU cores"
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+@dataclass
+class ExportMeta:
+    """Everything the manifest and model card say besides what the graph itself determines."""
+    task: str = "general"
+    tile_size: int = 128  # LR pixels
+    tile_overlap: int = 16  # LR pixels
+    training: dict = field(default_factory=dict)  # data, steps, seed, preset, hardware, wall_minutes ...
+    metrics: dict = field(default_factory=dict)
+    experimental: bool = False
+    license: str = DEFAULT_LICENSE
+    description: str = ""
+    degradation: str = ""
+    extra_card: str = ""
+
+
+def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, precision: str,
+                   meta: ExportMeta) -> dict:
+    c = pipeline.latent_channels
+    training = {"trainer_version": __version__}
+    training.update(meta.training)
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": name,
+        "task": meta.task,
+        "scale": 4,
+        "steps": pipeline.steps,
+        "onnx": onnx_file,
+        "sha256": sha,
+        "inputs": {"lr": {"shape": ["1", "3", "H", "W"], "range": [0, 1]},
+                   "noise": {"shape": ["1", str(c), "H", "W"], "distribution": "standard_normal"}},
+        "noise_shape": {"channels": c, "height": "H", "width": "W"},
+        "output": {"name": "hr", "shape": ["1", "3", "4*H", "4*W"], "range": [0, 1]},
+        "pad_multiple": pipeline.pad_multiple,
+        "tile": {"size": int(meta.tile_size), "overlap": int(meta.tile_overlap)},
+        "params": count_params(pipeline),
+        "precision": precision,
+        "training": training,
+        "metrics": meta.metrics,
+        "experimental": bool(meta.experimental),
+        "license": meta.license,
+    }
+
+
+def _fmt_metrics_md(metrics: dict) -> str:
+    if not metrics:
+        return "No metrics were measured for this export (run `python -m duoscale_trainer eval`)."
+    return "```json\n" + json.dumps(metrics, indent=2, sort_keys=True) + "\n```"
+
+
+def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float) -> str:
+    tr = manifest["training"]
+    kind = "single-step student" if manifest["steps"] == 1 else \
+        f"{manifest['steps']}-step deterministic teacher chain (SinSR eq. 1)"
+    lines = [
+        f"# {manifest['name']}",
+        "",
+        meta.description or f"Duoscale x4 super-resolution model ({manifest['task']}), {kind}.",
+        "",
+        "| field | value |", "| --- | --- |",
+        f"| task | {manifest['task']} |",
+        f"| scale | x{manifest['scale']} |",
+        f"| network calls per tile (steps) | {manifest['steps']} |",
+        f"| parameters | {manifest['params']:,} |",
+        f"| precision | {manifest['precision']} |",
+        f"| pad multiple / tile / overlap (LR px) | {manifest['pad_multiple']} / "
+        f"{manifest['tile']['size']} / {manifest['tile']['overlap']} |",
+        f"| experimental | {'yes' if manifest['experimental'] else 'no'} |",
+        "",
+        "## Training",
+        "",
+        f"- Data: {tr.get('data', 'not recorded')}",
+        f"- Degradation: {meta.degradation or tr.get('degradation', 'not recorded')}",
+        f"- Training steps: {tr.get('steps', 'not recorded')}"
+        + (f" (teacher {tr['teacher_steps']})" if "teacher_steps" in tr else ""),
+        f"- Preset: {tr.get('preset', 'not recorded')}",
+        f"- Seed: {tr.get('seed', 'not recorded')}",
+        f"- Wall time: {tr.get('wall_minutes', 'not recorded')} minutes",
+        f"- Hardware: {tr.get('hardware', 'not recorded')}",
+        f"- Trainer version: {tr.get('trainer_version')}",
+        "",
+        "## Metrics",
+        "",
+        _fmt_metrics_md(manifest["metrics"]),
+        "",
+        "## Export check",
+        "",
+        f"onnxruntime (CPU) vs PyTorch on random inputs, tolerance {tol:g} max abs diff on the "
+        "[0,1] output:",
+        "",
+    ]
+    for row in parity:
+        h, w = row["lr_size"]
+        lines.append(f"- LR {h}x{w} -> HR {4 * h}x{4 * w}: max abs diff {row['max_abs_diff']:.2e}")
+    lines += ["", "## Contract", "",
+              "Inputs `lr` float32 [1,3,H,W] in [0,1] and `noise` float32 "
+              f"[1,{manifest['noise_shape']['channels']},H,W] standard normal; output `hr` float32 "
+              "[1,3,4H,4W] in [0,1]. H and W must be multiples of the pad multiple.",
+              "", "## Licence", "", manifest["license"], ""]
+    if meta.extra_card:
+        lines += [meta.extra_card, ""]
+    return "\n".join(lines)
+
+
+def export_pipeline(pipeline: SRPipeline, out_dir: str | os.PathLike, name: str,
+                    meta: ExportMeta | None = None, opset: int = DEFAULT_OPSET,
+                    parity_fn: Callable[..., list[dict]] | None = None) -> dict:
+    """Write NAME.onnx, check it, then NAME.json and NAME.md. Returns the manifest dict."""
+    meta = meta or ExportMeta()
+    if not name or any(ch in name for ch in "/\\") or name.startswith("."):
+        raise ExportError(f"invalid model name {name!r}: use letters, digits, '-' and '_'")
+    if opset < 17:
+        raise ExportError(f"opset {opset} is too old; the contract needs opset >= 17")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    pipeline = pipeline.eval()
+    onnx_path = out / f"{name}.onnx"
+    fd, tmp = tempfile.mkstemp(dir=str(out), prefix=f".{name}.", suffix=".onnx.tmp")
+    os.close(fd)
+    precision = "fp16" if pipeline.fp16 else "fp32"
+    tol = TOL_FP16 if pipeline.fp16 else TOL_FP32
+    try:
+        write_onnx(pipeline, tmp, opset=opset)
+        sizes = parity_sizes(pipeline.pad_multiple)
+        rows = (parity_fn or check_parity)(pipeline, tmp, sizes)
+        worst = max(r["max_abs_diff"] for r in rows)
+        if not (worst < tol):  # also catches NaN
+            raise ExportError(
+                f"{onnx_path}: onnxruntime output differs from PyTorch by {worst:.3g} "
+                f"(tolerance {tol:g}) at LR sizes {[r['lr_size'] for r in rows]}; manifest NOT "
+                "written. Try another opset (--opset) or fp32, and report the model's ops.")
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, onnx_path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    sha = sha256_file(onnx_path)
+    manifest = build_manifest(name, onnx_path.name, sha, pipeline, precision, meta)
+    manifest["export"] = {"opset": opset, "parity": rows, "tolerance": tol,
+                          "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+    _atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
+    _atomic_write_text(out / f"{name}.md", build_card(manifest, meta, rows, tol))
+    return manifest
