@@ -1,0 +1,363 @@
+"""Typed training configuration, presets, and the resolved-config dump.
+
+Resolution order (later wins): dataclass defaults -> preset (``common`` then the command's own
+section) -> explicit CLI flags -> ``--set section.key=value`` overrides. Unknown keys and values of
+the wrong type are errors. The resolved config is written to ``RUN_DIR/config.json`` and stored in
+every checkpoint. Numbers follow ML.md sections 9 (CPU) and 10 (GPU).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+COMMANDS = ("teacher", "student", "autoencoder")
+PRESET_NAMES = ("test", "cpu-quick", "cpu-standard", "gpu")
+
+
+@dataclass
+class DataConfig:
+    hr_size: int = 64                 # HR crop side (px); LR is hr_size/4 (ML.md 9: 64 -> 16)
+    degradation: str = "realesrgan"   # realesrgan | bicubic (ML.md 4)
+    batch_size: int = 16              # per process; the global batch is batch_size * world size
+    num_workers: int = 0              # 0 keeps loading in-process; order is exact either way
+    faces: bool = False               # face mode: crop aligned faces first (data/faces.py)
+    preview_count: int = 4            # fixed pairs shown in preview PNGs
+
+
+@dataclass
+class ModelConfig:
+    unet: str = "small"               # ResUNet preset for teacher/student (nets/unet.py PRESETS)
+    downsampler: str = "diffusion"    # diffusion | conv (paper Table IV ablation)
+    downsampler_preset: str = "tiny"  # size preset of the downsampler network
+    downsampler_channels: int = 0     # override of the downsampler's width; 0 = preset's own
+    disc_preset: str = "small"        # D_H / D_L channel set (ML.md 3.4): tiny | small (CPU) | base (GPU)
+    codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
+    codec_ckpt: str | None = None     # checkpoint of the learned codec
+    latent_channels: int = 16         # learned codec only (s2d is always 48)
+
+
+@dataclass
+class DiffusionConfig:
+    T: int = 15                       # ResShift x4 real-SR schedule (ML.md 1.1)
+    kappa: float = 2.0
+    p: float = 0.3
+    sqrt_eta_1: float = 0.02
+    sqrt_eta_T: float = 0.99
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 2e-4                  # raised from ResShift's 5e-5 for short schedules (ML.md 9)
+    weight_decay: float = 0.0
+    betas: list = field(default_factory=lambda: [0.9, 0.999])
+    warmup_steps: int = 200           # linear warm-up, then constant (ResShift) or cosine
+    schedule: str = "constant"        # constant | cosine
+    min_lr_frac: float = 0.1          # cosine floor as a fraction of lr
+    grad_clip: float = 1.0            # max global grad norm; 0 disables
+    ema_decay: float = 0.995          # 0.999 for long runs (ML.md 1.6)
+
+
+@dataclass
+class StudentConfig:
+    # Loss paths (paper eq. 2-8); every one can be switched off for the Table IV ablation.
+    distill: bool = True              # eq. 2: MSE to the teacher's 15-step deterministic output
+    denoise: bool = True              # eq. 7 L_denoise, read as ML.md 7.2
+    hr_adv: bool = True               # eq. 3-4 via D_H on decoded HR
+    lr_adv: bool = True               # eq. 5-6 via D_L on G(x0_hat, eps'), grads reach the student
+    w_distill: float = 1.0
+    w_denoise: float = 1.0
+    w_hr_adv: float = 0.1
+    w_lr_adv: float = 0.1
+    w_ds_denoise: float = 1.0         # eq. 8 L_denoise of the downsampler: MSE(y_hat, y)
+    denoise_t: str = "T"              # T: x0-MSE at index T-1 from q(x_T|z0,y) (ML.md 7.2) | random
+    gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
+    d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
+    adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
+    r1_gamma: float = 0.1             # lazy R1 on reals (ML.md 3.4)
+    r1_every: int = 16
+    diffaugment: bool = True
+    noise_prime_std: float = 2.0      # eps' ~ N(0, kappa^2 I) for G (ML.md 7.6)
+    sinsr_extra: bool = False         # SinSR inverse + GT-consistency terms (ML.md 2.2)
+    w_inverse: float = 1.0
+    w_gt: float = 1.0
+    cache_targets: int = 0            # >0: precompute this many teacher targets and reuse them
+    g_lr: float = 1e-4                # downsampler G (AdamW)
+    d_lr: float = 1e-4                # D_H and D_L (Adam, betas 0/0.99 as StyleGAN-T)
+    d_betas: list = field(default_factory=lambda: [0.0, 0.99])
+
+
+@dataclass
+class AutoencoderConfig:
+    grad_weight: float = 0.5          # L1 on image gradients keeps edges (nets/autoencoder.py)
+    latent_weight: float = 1e-4       # tiny L2 on the latent keeps its scale bounded
+    latent_noise: float = 0.05        # decoder sees slightly noisy latents (tolerates the student's)
+
+
+@dataclass
+class RunConfig:
+    steps: int = 1000                 # total optimiser steps; replaced by --minutes when given
+    minutes: float | None = None      # wall-clock budget; steps derived from measured speed
+    seed: int = 0
+    device: str = "auto"              # auto | cpu | cuda
+    precision: str = "fp32"           # fp32 | bf16 (autocast, CUDA only)
+    channels_last: bool = False
+    tf32: bool = False
+    fused_adam: bool = False
+    threads: int = 0                  # torch.set_num_threads; 0 = torch default
+    log_every: int = 10               # progress events
+    sample_every: int = 200           # preview PNG + sample event
+    checkpoint_every: int = 500       # last.pt (+ step_N.pt snapshot)
+    keep_snapshots: int = 2           # step_N.pt files kept besides last.pt
+    probe_seconds: float = 20.0       # --minutes: time spent measuring speed before planning
+
+
+@dataclass
+class PathConfig:
+    data: str | None = None           # folder of training photos
+    val: str | None = None            # folder of validation photos (previews)
+    out: str | None = None            # run directory
+    teacher: str | None = None        # teacher checkpoint (student command)
+    init: str | None = None           # fine-tune start checkpoint (weights only)
+
+
+@dataclass
+class Config:
+    command: str = "teacher"
+    preset: str = "cpu-standard"
+    paths: PathConfig = field(default_factory=PathConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    student: StudentConfig = field(default_factory=StudentConfig)
+    autoencoder: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Config":
+        cfg = cls()
+        apply_overrides(cfg, _flatten(data))
+        return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets (EDM2-style dict of overrides). Keys are "section.key".
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Tiny everything: unit tests and smoke runs on 2 CPU cores (32x32 HR / 8x8 LR).
+    "test": {
+        "common": {
+            "data.hr_size": 32, "data.batch_size": 4, "data.preview_count": 2,
+            "model.unet": "tiny", "model.downsampler_preset": "tiny", "model.disc_preset": "tiny",
+            "optim.lr": 2e-3, "optim.warmup_steps": 3, "optim.ema_decay": 0.9,
+            "run.steps": 30, "run.log_every": 1, "run.sample_every": 10, "run.checkpoint_every": 10,
+            "run.probe_seconds": 2.0,
+        },
+        "student": {"student.g_lr": 1e-3, "student.d_lr": 1e-3, "student.r1_every": 4},
+        "autoencoder": {"optim.lr": 2e-3},
+    },
+    # A first model in ~10 minutes on a laptop (README walk-through): tiny nets, 64/16 crops.
+    "cpu-quick": {
+        "common": {
+            "data.hr_size": 64, "data.batch_size": 8,
+            "model.unet": "tiny", "model.downsampler_preset": "tiny", "model.disc_preset": "small",
+            "optim.lr": 1e-3, "optim.warmup_steps": 50, "optim.ema_decay": 0.99,
+            "run.log_every": 10, "run.sample_every": 100, "run.checkpoint_every": 200,
+            "run.probe_seconds": 10.0,
+        },
+        "teacher": {"run.minutes": 5.0},
+        "student": {"run.minutes": 4.0, "data.batch_size": 8, "student.g_lr": 2e-4},
+        "autoencoder": {"run.minutes": 3.0},
+    },
+    # ML.md 9: small (4.2 M) conv ResUNet, B=16 teacher / 8 student, ~40 + ~35 min.
+    "cpu-standard": {
+        "common": {
+            "data.hr_size": 64, "data.batch_size": 16,
+            "model.unet": "small", "model.downsampler_preset": "tiny", "model.downsampler_channels": 32,
+            "model.disc_preset": "small",
+            "optim.lr": 2e-4, "optim.warmup_steps": 200, "optim.ema_decay": 0.995,
+            "run.log_every": 10, "run.sample_every": 200, "run.checkpoint_every": 250,
+        },
+        "teacher": {"run.minutes": 40.0},
+        "student": {"run.minutes": 35.0, "data.batch_size": 8, "optim.lr": 1e-4,
+                    "student.cache_targets": 2048},
+        "autoencoder": {"run.minutes": 20.0},
+    },
+    # ML.md 10: one H100, bf16 autocast, TF32, channels_last, fused AdamW, ~3.5 + ~3 min.
+    "gpu": {
+        "common": {
+            "data.hr_size": 256, "data.batch_size": 64, "data.num_workers": 6,
+            "model.unet": "base", "model.downsampler_preset": "small", "model.downsampler_channels": 48,
+            "model.disc_preset": "base",
+            "optim.lr": 2e-4, "optim.warmup_steps": 300, "optim.ema_decay": 0.999,
+            "run.precision": "bf16", "run.channels_last": True, "run.tf32": True, "run.fused_adam": True,
+            "run.device": "auto", "run.log_every": 25, "run.sample_every": 500,
+            "run.checkpoint_every": 1000, "run.probe_seconds": 20.0,
+        },
+        "teacher": {"run.minutes": 3.5},
+        "student": {"run.minutes": 3.0, "data.batch_size": 32, "optim.lr": 1e-4},
+        "autoencoder": {"run.minutes": 2.0},
+    },
+}
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _field_type(obj: Any, name: str) -> Any:
+    hints = typing.get_type_hints(type(obj))
+    return hints[name]
+
+
+def _coerce(value: Any, hint: Any, key: str) -> Any:
+    """Check/convert ``value`` against a dataclass field type; raise ValueError naming ``key``."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ValueError(f"config {key}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool):
+            raise ValueError(f"config {key}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ValueError(f"config {key}: expected an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"config {key}: expected a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ValueError(f"config {key}: expected a string, got {value!r}")
+    if hint is list or origin is list:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                value = [float(v) for v in value.split(",")]
+        if isinstance(value, (list, tuple)):
+            return list(value)
+        raise ValueError(f"config {key}: expected a list, got {value!r}")
+    return value
+
+
+def set_value(cfg: Config, key: str, value: Any) -> None:
+    """Set ``section.key`` (or a top-level key) with type checking; unknown keys are errors."""
+    parts = key.split(".")
+    obj: Any = cfg
+    for part in parts[:-1]:
+        if not dataclasses.is_dataclass(obj) or not hasattr(obj, part):
+            raise ValueError(f"unknown config key {key!r}")
+        obj = getattr(obj, part)
+    name = parts[-1]
+    if not dataclasses.is_dataclass(obj) or name not in {f.name for f in dataclasses.fields(obj)}:
+        raise ValueError(f"unknown config key {key!r}")
+    current = getattr(obj, name)
+    if dataclasses.is_dataclass(current):
+        raise ValueError(f"config key {key!r} is a section; set one of its fields instead")
+    setattr(obj, name, _coerce(value, _field_type(obj, name), key))
+
+
+def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> None:
+    for key, value in overrides.items():
+        set_value(cfg, key, value)
+
+
+def parse_set_args(items: list[str] | None) -> dict[str, Any]:
+    """``["optim.lr=1e-4", ...]`` -> {"optim.lr": "1e-4"} (types are checked by set_value)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects section.key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def resolve(command: str, preset: str, overrides: dict[str, Any] | None = None) -> Config:
+    """Defaults -> preset -> overrides (already ordered flags then --set)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
+    cfg = Config(command=command, preset=preset)
+    apply_overrides(cfg, PRESETS[preset].get("common", {}))
+    apply_overrides(cfg, PRESETS[preset].get(command, {}))
+    apply_overrides(cfg, overrides or {})
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that argparse cannot do; messages say what to change."""
+    def choice(key: str, value: str, allowed: tuple[str, ...]) -> None:
+        if value not in allowed:
+            raise ValueError(f"config {key}={value!r}: choose one of {', '.join(allowed)}")
+
+    choice("command", cfg.command, COMMANDS)
+    choice("data.degradation", cfg.data.degradation, ("realesrgan", "bicubic"))
+    choice("model.downsampler", cfg.model.downsampler, ("diffusion", "conv"))
+    choice("model.codec", cfg.model.codec, ("s2d", "learned"))
+    choice("optim.schedule", cfg.optim.schedule, ("constant", "cosine"))
+    choice("student.gan_loss", cfg.student.gan_loss, ("hinge", "paper"))
+    choice("student.denoise_t", cfg.student.denoise_t, ("T", "random"))
+    choice("run.device", cfg.run.device, ("auto", "cpu", "cuda"))
+    choice("run.precision", cfg.run.precision, ("fp32", "bf16"))
+    if cfg.data.hr_size % 4 or cfg.data.hr_size < 16:
+        raise ValueError(f"config data.hr_size={cfg.data.hr_size}: must be a multiple of 4 and >= 16")
+    if cfg.data.batch_size < 1:
+        raise ValueError("config data.batch_size must be >= 1")
+    if cfg.run.steps < 1:
+        raise ValueError("config run.steps must be >= 1 (or give --minutes)")
+    if cfg.run.minutes is not None and cfg.run.minutes <= 0:
+        raise ValueError("--minutes must be positive")
+    if cfg.model.codec == "learned" and not cfg.model.codec_ckpt and cfg.command != "autoencoder":
+        raise ValueError("--codec learned needs --codec-ckpt PATH (a checkpoint written by the "
+                         "autoencoder command)")
+    s = cfg.student
+    if cfg.command == "student":
+        if not (s.distill or s.denoise or s.hr_adv or s.lr_adv or s.sinsr_extra):
+            raise ValueError("every student loss is switched off; keep at least one of "
+                             "distill/denoise/hr-adv/lr-adv")
+        if not 0 <= s.d_start_frac <= 1 or not 0 <= s.adv_start_frac <= 1:
+            raise ValueError("student.d_start_frac and student.adv_start_frac must be in [0, 1]")
+        if s.r1_every < 1:
+            raise ValueError("student.r1_every must be >= 1")
