@@ -1,0 +1,143 @@
+"""Discriminators D_H (HR images) and D_L (LR images): a small trainable multi-scale feature net
+with StyleGAN-T-style heads on every stage, spectral norm on every conv (ML.md 3.4).
+
+forward(img in [-1, 1], B x 3 x H x W) -> logits B x N: the per-patch logit maps of all stages,
+flattened and concatenated (N = sum over stages of (H/2^s)(W/2^s)). H, W multiples of pad_multiple.
+Use with the hinge loss (ML.md 3.1) and DiffAugment on real and fake alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+
+def sn_conv(in_ch: int, out_ch: int, k: int, stride: int = 1, padding: int | None = None) -> nn.Module:
+    return spectral_norm(nn.Conv2d(in_ch, out_ch, k, stride=stride, padding=k // 2 if padding is None else padding))
+
+
+class Stage(nn.Module):
+    """4x4 stride-2 conv -> LReLU(0.2) -> 3x3 conv -> LReLU(0.2)."""
+
+    def __init__(self, in_ch: int, out_ch: int):
+        super().__init__()
+        self.conv1 = sn_conv(in_ch, out_ch, 4, stride=2, padding=1)
+        self.conv2 = sn_conv(out_ch, out_ch, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.leaky_relu(self.conv1(x), 0.2)
+        return F.leaky_relu(self.conv2(x), 0.2)
+
+
+class Head(nn.Module):
+    """2-D analogue of StyleGAN-T's head: 1x1 conv, GroupNorm, LReLU, residual 3x3 block / sqrt(2), 1x1 -> logit map."""
+
+    def __init__(self, ch: int, head_ch: int):
+        super().__init__()
+        g = 8 if head_ch % 8 == 0 else 1
+        self.inp = sn_conv(ch, head_ch, 1)
+        self.norm1 = nn.GroupNorm(g, head_ch)
+        self.res = sn_conv(head_ch, head_ch, 3)
+        self.norm2 = nn.GroupNorm(g, head_ch)
+        self.out = sn_conv(head_ch, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = F.leaky_relu(self.norm1(self.inp(x)), 0.2)
+        h = (h + F.leaky_relu(self.norm2(self.res(h)), 0.2)) / math.sqrt(2)
+        return self.out(h)
+
+
+class Discriminator(nn.Module):
+    def __init__(self, in_ch: int = 3, channels: tuple[int, ...] = (32, 64, 128, 256), head_ch: int = 64):
+        super().__init__()
+        self.channels = tuple(int(c) for c in channels)
+        self.pad_multiple = 2 ** len(self.channels)
+        chs = (in_ch,) + self.channels
+        self.stages = nn.ModuleList([Stage(chs[i], chs[i + 1]) for i in range(len(self.channels))])
+        self.heads = nn.ModuleList([Head(c, min(head_ch, c)) for c in self.channels])
+
+    def forward(self, img: Tensor) -> Tensor:
+        h = img
+        logits = []
+        for stage, head in zip(self.stages, self.heads):
+            h = stage(h)
+            logits.append(head(h).flatten(1))
+        return torch.cat(logits, dim=1)
+
+
+# HR: 4 stages; LR: the first 3 (ML.md 3.4). small = CPU channel set, base = GPU channel set.
+DISC_PRESETS = {
+    "tiny": dict(channels=(16, 32, 64, 64), head_ch=16),
+    "small": dict(channels=(32, 64, 128, 256), head_ch=64),
+    "base": dict(channels=(64, 128, 256, 256), head_ch=64),
+}
+
+
+def build_discriminator(kind: str = "hr", preset: str = "small") -> Discriminator:
+    if preset not in DISC_PRESETS:
+        raise ValueError(f"unknown discriminator preset {preset!r}; choose one of {sorted(DISC_PRESETS)}")
+    cfg = dict(DISC_PRESETS[preset])
+    if kind == "lr":
+        cfg["channels"] = cfg["channels"][:3]
+    elif kind != "hr":
+        raise ValueError(f"unknown discriminator kind {kind!r} (expected 'hr' or 'lr')")
+    return Discriminator(**cfg)
+
+
+# ----------------------------------------------------------------------------
+# DiffAugment (Zhao et al. 2020): colour, translation 1/8, cutout 1/2; differentiable.
+
+
+def _rand(n: int, x: Tensor, generator: torch.Generator | None) -> Tensor:
+    return torch.rand(n, generator=generator, device=x.device, dtype=x.dtype)
+
+
+def _colour(x: Tensor, g: torch.Generator | None) -> Tensor:
+    B = x.shape[0]
+    x = x + (_rand(B, x, g) - 0.5).view(B, 1, 1, 1)                              # brightness
+    mean = x.mean(dim=1, keepdim=True)
+    x = (x - mean) * (_rand(B, x, g) * 2).view(B, 1, 1, 1) + mean                # saturation
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_rand(B, x, g) + 0.5).view(B, 1, 1, 1) + mean           # contrast
+
+
+def _translation(x: Tensor, g: torch.Generator | None, ratio: float = 0.125) -> Tensor:
+    B, C, H, W = x.shape
+    sy, sx = int(H * ratio + 0.5), int(W * ratio + 0.5)
+    if sy == 0 and sx == 0:
+        return x
+    dy = torch.randint(-sy, sy + 1, (B, 1, 1), generator=g, device=x.device)
+    dx = torch.randint(-sx, sx + 1, (B, 1, 1), generator=g, device=x.device)
+    rows = torch.arange(H, device=x.device).view(1, H, 1) + sy - dy
+    cols = torch.arange(W, device=x.device).view(1, 1, W) + sx - dx
+    xp = F.pad(x, (sx, sx, sy, sy)).permute(0, 2, 3, 1)  # zero padding, B x H' x W' x C
+    b = torch.arange(B, device=x.device).view(B, 1, 1)
+    return xp[b, rows, cols].permute(0, 3, 1, 2).contiguous()
+
+
+def _cutout(x: Tensor, g: torch.Generator | None, ratio: float = 0.5) -> Tensor:
+    B, C, H, W = x.shape
+    ch, cw = int(H * ratio + 0.5), int(W * ratio + 0.5)
+    cy = torch.randint(0, H + (1 - ch % 2), (B, 1), generator=g, device=x.device)
+    cx = torch.randint(0, W + (1 - cw % 2), (B, 1), generator=g, device=x.device)
+    rows = torch.arange(H, device=x.device).view(1, H)
+    cols = torch.arange(W, device=x.device).view(1, W)
+    in_r = (rows >= cy - ch // 2) & (rows < cy - ch // 2 + ch)
+    in_c = (cols >= cx - cw // 2) & (cols < cx - cw // 2 + cw)
+    mask = ~(in_r[:, :, None] & in_c[:, None, :])
+    return x * mask[:, None].to(x.dtype)
+
+
+def diffaugment(x: Tensor, generator: torch.Generator | None = None,
+                policy: str = "color,translation,cutout") -> Tensor:
+    """Random colour / translation / cutout per sample; apply to real and fake alike (separate calls)."""
+    ops = {"color": _colour, "colour": _colour, "translation": _translation, "cutout": _cutout}
+    for name in [p.strip() for p in policy.split(",") if p.strip()]:
+        if name not in ops:
+            raise ValueError(f"unknown DiffAugment op {name!r} (use color, translation, cutout)")
+        x = ops[name](x, generator)
+    return x

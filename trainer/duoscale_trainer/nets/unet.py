@@ -1,0 +1,205 @@
+"""Conv ResUNet denoiser for teacher and student (ResShift's UNet without Swin blocks, ML.md 1.4, 9, 10).
+
+Input: x = scaled x_t latent (B x in_ch x H x W), t = LongTensor[B] timestep index, cond = LR image
+in [-1, 1] at the latent's H, W (B x cond_ch x H x W), concatenated with x on channels.
+Output: x0 prediction, B x out_ch x H x W. H, W must be multiples of `pad_multiple`.
+
+Kept ONNX-exportable: no Python branching on tensor values; only conv, GroupNorm, SiLU,
+nearest resize, matmul/softmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def norm_groups(ch: int) -> int:
+    """Largest of 32, 16, ... groups that divides ch with >= 4 channels per group."""
+    for g in (32, 16, 8, 4, 2, 1):
+        if ch % g == 0 and ch // g >= 4:
+            return g
+    return 1
+
+
+def Norm(ch: int) -> nn.GroupNorm:
+    return nn.GroupNorm(norm_groups(ch), ch, eps=1e-6)
+
+
+def timestep_embedding(t: Tensor, dim: int, max_period: float = 10000.0) -> Tensor:
+    """Sinusoidal embedding of integer timesteps, cos then sin (guided-diffusion / ResShift)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / half)
+    args = t.float()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+    if dim % 2:
+        emb = torch.cat([emb, torch.zeros_like(emb[:, :1])], dim=1)
+    return emb
+
+
+class ResBlock(nn.Module):
+    """GN-SiLU-conv, (optional) time scale/shift, GN-SiLU-dropout-conv(zero init), 1x1 skip if needed."""
+
+    def __init__(self, in_ch: int, out_ch: int, emb_ch: int | None = None, dropout: float = 0.0):
+        super().__init__()
+        self.norm1 = Norm(in_ch)
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.emb = nn.Linear(emb_ch, 2 * out_ch) if emb_ch else None
+        self.norm2 = Norm(out_ch)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        self.skip = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else nn.Identity()
+
+    def forward(self, x: Tensor, emb: Tensor | None = None) -> Tensor:
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.norm2(h)
+        if self.emb is not None:
+            scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        h = self.conv2(self.drop(F.silu(h)))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Full multi-head self-attention over H*W tokens (used only at the lowest resolution)."""
+
+    def __init__(self, ch: int, head_ch: int = 32):
+        super().__init__()
+        self.heads = max(1, ch // head_ch)
+        self.norm = Norm(ch)
+        self.qkv = nn.Conv2d(ch, 3 * ch, 1)
+        self.proj = nn.Conv2d(ch, ch, 1)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        B, C, H, W = x.shape
+        q, k, v = self.qkv(self.norm(x)).reshape(B, 3 * self.heads, C // self.heads, H * W).chunk(3, dim=1)
+        w = torch.softmax(torch.matmul(q.transpose(-1, -2), k) * (C // self.heads) ** -0.5, dim=-1)  # B h N N
+        out = torch.matmul(v, w.transpose(-1, -2))  # B h c N
+        return x + self.proj(out.reshape(B, C, H, W))
+
+
+class Downsample(nn.Module):
+    def __init__(self, ch: int, out_ch: int | None = None):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, out_ch or ch, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample(nn.Module):
+    def __init__(self, ch: int, out_ch: int | None = None):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, out_ch or ch, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class ResUNet(nn.Module):
+    def __init__(self, in_ch: int, out_ch: int, cond_ch: int = 3, model_channels: int = 64,
+                 channel_mult: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 1,
+                 attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
+                 head_ch: int = 32):
+        super().__init__()
+        self.in_ch, self.out_ch, self.cond_ch = int(in_ch), int(out_ch), int(cond_ch)
+        self.model_channels = int(model_channels)
+        self.channel_mult = tuple(int(m) for m in channel_mult)
+        self.num_res_blocks = int(num_res_blocks)
+        self.attn_levels = tuple(int(a) for a in attn_levels)
+        self.dropout = float(dropout)
+        self.mid_attn = bool(mid_attn) or (len(self.channel_mult) - 1) in self.attn_levels
+        self.pad_multiple = 2 ** (len(self.channel_mult) - 1)
+        mc = self.model_channels
+        emb_ch = 4 * mc
+        self.time_embed = nn.Sequential(nn.Linear(mc, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+
+        self.conv_in = nn.Conv2d(self.in_ch + self.cond_ch, mc, 3, padding=1)
+        self.down = nn.ModuleList()
+        skip_chs = [mc]
+        ch = mc
+        n_levels = len(self.channel_mult)
+        for level, mult in enumerate(self.channel_mult):
+            for _ in range(self.num_res_blocks):
+                blocks = nn.ModuleList([ResBlock(ch, mult * mc, emb_ch, dropout)])
+                ch = mult * mc
+                if level in self.attn_levels:
+                    blocks.append(SelfAttention(ch, head_ch))
+                self.down.append(blocks)
+                skip_chs.append(ch)
+            if level != n_levels - 1:
+                self.down.append(nn.ModuleList([Downsample(ch)]))
+                skip_chs.append(ch)
+
+        self.mid = nn.ModuleList([ResBlock(ch, ch, emb_ch, dropout)]
+                                 + ([SelfAttention(ch, head_ch)] if self.mid_attn else [])
+                                 + [ResBlock(ch, ch, emb_ch, dropout)])
+
+        self.up = nn.ModuleList()
+        for level, mult in reversed(list(enumerate(self.channel_mult))):
+            for i in range(self.num_res_blocks + 1):
+                blocks = nn.ModuleList([ResBlock(ch + skip_chs.pop(), mult * mc, emb_ch, dropout)])
+                ch = mult * mc
+                if level in self.attn_levels:
+                    blocks.append(SelfAttention(ch, head_ch))
+                if level != 0 and i == self.num_res_blocks:
+                    blocks.append(Upsample(ch))
+                self.up.append(blocks)
+
+        self.out = nn.Sequential(Norm(ch), nn.SiLU(), nn.Conv2d(ch, self.out_ch, 3, padding=1))
+
+    def config(self) -> dict:
+        return {"in_ch": self.in_ch, "out_ch": self.out_ch, "cond_ch": self.cond_ch,
+                "model_channels": self.model_channels, "channel_mult": list(self.channel_mult),
+                "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
+                "dropout": self.dropout, "mid_attn": self.mid_attn}
+
+    @staticmethod
+    def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
+        for b in blocks:
+            h = b(h, emb) if isinstance(b, ResBlock) else b(h)
+        return h
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        emb = self.time_embed(timestep_embedding(t.reshape(-1).expand(x.shape[0]), self.model_channels))
+        h = torch.cat([x, cond], dim=1) if self.cond_ch else x
+        h = self.conv_in(h)
+        skips = [h]
+        for blocks in self.down:
+            h = self._run(blocks, h, emb)
+            skips.append(h)
+        h = self._run(self.mid, h, emb)
+        for blocks in self.up:
+            h = self._run(blocks, torch.cat([h, skips.pop()], dim=1), emb)
+        return self.out(h)
+
+
+# Presets (latent 48 ch S2D, cond 3 ch LR): tiny for tests, small = ML.md 9 (CPU), base = ML.md 10 (GPU).
+PRESETS: dict[str, dict] = {
+    "tiny": dict(model_channels=16, channel_mult=(1, 2), num_res_blocks=1, attn_levels=()),
+    "small": dict(model_channels=64, channel_mult=(1, 2, 2), num_res_blocks=1, attn_levels=()),
+    "base": dict(model_channels=64, channel_mult=(1, 2, 2, 4), num_res_blocks=2, mid_attn=True),
+}
+
+
+def build_unet(preset: str = "small", latent_ch: int = 48, cond_ch: int = 3, **overrides) -> ResUNet:
+    if preset not in PRESETS:
+        raise ValueError(f"unknown UNet preset {preset!r}; choose one of {sorted(PRESETS)}")
+    cfg = {**PRESETS[preset], **overrides}
+    return ResUNet(in_ch=latent_ch, out_ch=latent_ch, cond_ch=cond_ch, **cfg)
+
+
+def unet_from_config(cfg: dict) -> ResUNet:
+    """Rebuild from ResUNet.config() (as stored in checkpoints)."""
+    return ResUNet(**cfg)
+
+
+def count_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,216 @@
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+from duoscale_trainer import nets
+from duoscale_trainer.nets import (ConvDownsampler, DiffusionDownsampler, ResUNet, build_discriminator,
+                                   build_downsampler, build_unet, count_params, diffaugment)
+
+
+def randomise_zero_init(m: torch.nn.Module, seed: int = 0) -> None:
+    """ResBlocks start with a zero conv (output independent of t); perturb so t/cond matter."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.abs().sum() == 0:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+
+
+@pytest.mark.parametrize("hw", [(8, 8), (16, 24), (24, 10)])
+def test_tiny_unet_shapes(hw):
+    m = build_unet("tiny", latent_ch=48, cond_ch=3)
+    assert m.pad_multiple == 2
+    x, c = torch.randn(2, 48, *hw), torch.randn(2, 3, *hw)
+    out = m(x, torch.tensor([0, 14]), c)
+    assert out.shape == (2, 48, *hw)
+
+
+def test_unet_other_latent_channels_and_scalar_t():
+    m = build_unet("tiny", latent_ch=16)
+    out = m(torch.randn(1, 16, 8, 12), torch.tensor([14]), torch.randn(1, 3, 8, 12))
+    assert out.shape == (1, 16, 8, 12)
+    out2 = m(torch.randn(3, 16, 4, 4), torch.tensor(14), torch.randn(3, 3, 4, 4))
+    assert out2.shape == (3, 16, 4, 4)
+
+
+@pytest.mark.parametrize("preset,mult,lo,hi", [("tiny", 2, 0.05e6, 0.3e6), ("small", 4, 3e6, 6e6),
+                                                ("base", 8, 12e6, 20e6)])
+def test_preset_sizes_and_shapes(preset, mult, lo, hi):
+    m = build_unet(preset)
+    assert m.pad_multiple == mult
+    n = count_params(m)
+    assert lo < n < hi, n
+    h, w = 2 * mult, 3 * mult  # non-square, smallest legal sizes (keeps the test fast)
+    with torch.no_grad():
+        out = m(torch.randn(1, 48, h, w), torch.tensor([14]), torch.randn(1, 3, h, w))
+    assert out.shape == (1, 48, h, w)
+    assert m.config() == ResUNet(**m.config()).config()
+
+
+def test_unet_uses_t_and_cond_and_is_batch_independent():
+    m = build_unet("tiny").eval()
+    randomise_zero_init(m)
+    x, c = torch.randn(2, 48, 8, 8), torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        a = m(x, torch.tensor([14, 14]), c)
+        b = m(x, torch.tensor([0, 0]), c)
+        d = m(x, torch.tensor([14, 14]), c + 0.5)
+        single = m(x[:1], torch.tensor([14]), c[:1])
+    assert (a - b).abs().max() > 1e-4
+    assert (a - d).abs().max() > 1e-4
+    assert torch.allclose(single, a[:1], atol=1e-5)  # GroupNorm is per sample: tiles do not leak
+
+
+def test_unet_learns_one_step():
+    m = build_unet("tiny")
+    x, c, t = torch.randn(2, 48, 8, 8), torch.randn(2, 3, 8, 8), torch.tensor([3, 9])
+    target = torch.randn(2, 48, 8, 8)
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(5):
+        loss = torch.mean((m(x, t, c) - target) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+
+
+def test_bad_preset_names():
+    with pytest.raises(ValueError, match="unknown UNet preset"):
+        build_unet("huge")
+    with pytest.raises(ValueError, match="downsampler kind"):
+        build_downsampler("pool", "tiny")
+    with pytest.raises(ValueError, match="discriminator kind"):
+        build_discriminator("mid", "tiny")
+
+
+@pytest.mark.parametrize("kind,cls", [("diffusion", DiffusionDownsampler), ("conv", ConvDownsampler)])
+@pytest.mark.parametrize("latent_ch,hw", [(48, (8, 8)), (48, (4, 12)), (16, (6, 10))])
+def test_downsampler_shapes(kind, cls, latent_ch, hw):
+    g = build_downsampler(kind, "tiny", latent_ch=latent_ch)
+    assert isinstance(g, cls)
+    x0 = torch.randn(2, latent_ch, *hw)
+    y_hat = g(x0, nets.noise_like(x0, kappa=2.0))
+    assert y_hat.shape == (2, 3, *hw)
+    # gradients reach the student's output through G (seed eq. 7)
+    x0.requires_grad_(True)
+    g(x0, torch.zeros_like(x0)).sum().backward()
+    assert x0.grad is not None and x0.grad.abs().sum() > 0
+
+
+def test_noise_like_std():
+    n = nets.noise_like(torch.zeros(64, 48, 8, 8), kappa=2.0, generator=torch.Generator().manual_seed(0))
+    assert n.std().item() == pytest.approx(2.0, rel=0.02)
+
+
+@pytest.mark.parametrize("kind,stages", [("hr", 4), ("lr", 3)])
+@pytest.mark.parametrize("hw", [(16, 16), (32, 48)])
+def test_discriminator_output(kind, stages, hw):
+    d = build_discriminator(kind, "tiny")
+    assert len(d.stages) == stages and d.pad_multiple == 2 ** stages
+    out = d(torch.rand(3, 3, *hw) * 2 - 1)
+    n = sum((hw[0] >> s) * (hw[1] >> s) for s in range(1, stages + 1))
+    assert out.shape == (3, n)
+
+
+def test_discriminator_spectral_norm():
+    d = build_discriminator("hr", "tiny")
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 * 2 + 4 * 3
+    assert all(parametrize.is_parametrized(m, "weight") for m in convs)
+    # after some power iterations in train mode every conv's reshaped weight has sigma_max ~ 1
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        for _ in range(30):
+            d(x)
+    d.eval()
+    for m in convs:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=0.05)
+    # R1 needs a double backward through the spectral-normed net
+    d.train()
+    real = torch.randn(2, 3, 16, 16, requires_grad=True)
+    (grad,) = torch.autograd.grad(d(real).sum(), real, create_graph=True)
+    grad.pow(2).sum().backward()
+    assert convs[0].parametrizations.weight.original.grad is not None
+
+
+def test_diffaugment():
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    a = diffaugment(x, generator=torch.Generator().manual_seed(3))
+    b = diffaugment(x, generator=torch.Generator().manual_seed(3))
+    c = diffaugment(x, generator=torch.Generator().manual_seed(4))
+    assert a.shape == x.shape and torch.equal(a, b) and not torch.equal(a, c)
+    # cutout 1/2 zeroes at least a quarter of every image (less when the square is clipped at a border)
+    cut = diffaugment(x, generator=torch.Generator().manual_seed(0), policy="cutout")
+    zeros = (cut == 0).all(dim=1).flatten(1).sum(1)
+    assert torch.all(zeros >= 8 * 8) and torch.all(zeros <= 16 * 16)
+    # translation moves content by whole pixels with zero fill
+    shifted = diffaugment(x, generator=torch.Generator().manual_seed(1), policy="translation")
+    for i in range(4):
+        found = any(torch.equal(shifted[i, :, max(dy, 0):32 + min(dy, 0), max(dx, 0):32 + min(dx, 0)],
+                                x[i, :, max(-dy, 0):32 + min(-dy, 0), max(-dx, 0):32 + min(-dx, 0)])
+                    for dy in range(-4, 5) for dx in range(-4, 5))
+        assert found
+    xg = x.clone().requires_grad_(True)
+    diffaugment(xg).sum().backward()
+    assert xg.grad is not None
+    with pytest.raises(ValueError, match="DiffAugment"):
+        diffaugment(x, policy="blur")
+
+
+def test_describe_lists_every_preset():
+    text = nets.describe()
+    for p in ("tiny", "small", "base"):
+        assert f"unet (teacher/student) {p}" in text
+        assert f"{count_params(build_unet(p)):,}" in text
+    assert "discriminator lr" in text and "downsampler conv" in text and "autoencoder" in text
+
+
+def _onnx_parity(module, inputs, names, other_inputs, tmp_path, dynamic):
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(module, inputs, str(path), input_names=names, output_names=["out"], opset_version=17,
+                      dynamic_axes={**{n: dynamic for n in names}, "out": dynamic}, dynamo=False)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = module(*other_inputs).numpy()
+    got = sess.run(None, {n: v.numpy() for n, v in zip(names, other_inputs)})[0]
+    assert got.shape == want.shape
+    assert np.abs(got - want).max() < 1e-4
+
+
+def test_unet_onnx_dynamic_shapes(tmp_path):
+    class Fixed(torch.nn.Module):  # the student as exported: timestep fixed at 14
+        def __init__(self):
+            super().__init__()
+            self.net = ResUNet(48, 48, 3, model_channels=16, channel_mult=(1, 2), num_res_blocks=1, mid_attn=True)
+            randomise_zero_init(self.net)
+
+        def forward(self, x, c):
+            return self.net(x, torch.full((x.shape[0],), 14, dtype=torch.long), c)
+
+    m = Fixed().eval()
+    dyn = {2: "h", 3: "w"}
+    _onnx_parity(m, (torch.randn(1, 48, 8, 8), torch.randn(1, 3, 8, 8)), ["x", "c"],
+                 (torch.randn(1, 48, 12, 20), torch.randn(1, 3, 12, 20)), tmp_path, dyn)
+
+
+def test_autoencoder_decoder_onnx(tmp_path):
+    from duoscale_trainer.nets.autoencoder import Autoencoder
+
+    ae = Autoencoder(latent_ch=8, channels=(8, 16, 16)).eval()
+    randomise_zero_init(ae)
+
+    class Dec(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ae = ae
+
+        def forward(self, z):
+            return self.ae.decode(z)
+
+    _onnx_parity(Dec().eval(), (torch.randn(1, 8, 4, 4),), ["z"], (torch.randn(1, 8, 6, 10),), tmp_path,
+                 {2: "h", 3: "w"})
