@@ -21,6 +21,7 @@ import type {
 } from './api.ts';
 import { validateApiArgs } from './api-validate.ts';
 import { Catalog, type ReconcileReport } from './catalog/db.ts';
+import { enhanceFile, type ResolvedOptions } from './enhance.ts';
 import { DuoscaleError } from './errors.ts';
 import { JobQueue, type Engine, type ItemOptions, type ResolvedModel } from './jobs/queue.ts';
 import { ModelRegistry, type LoadedModel } from './models/registry.ts';
@@ -45,23 +46,6 @@ export interface ServiceOptions {
   trainer?: TrainerBridgeOptions;
   /** Finish jobs a crashed process left (resume them) instead of leaving them paused. Default false. */
   autoResume?: boolean;
-}
-
-type EnhanceFileFn = (req: {
-  input: string; outputDir: string; model: LoadedModel; options: any; relativeDir?: string; signal?: AbortSignal;
-  onTile?: (done: number, total: number) => void;
-}) => Promise<{ outputs: { path: string; seed: number; width: number; height: number }[]; input: any; ms: number }>;
-
-let enhanceFileFn: EnhanceFileFn | null = null;
-async function loadEnhanceFile(): Promise<EnhanceFileFn> {
-  if (!enhanceFileFn) {
-    // Resolved at run time so the catalog, settings and models work even while the image
-    // pipeline is being built; see app/enhance.ts.
-    const modPath = './enhance.ts';
-    const mod = (await import(modPath)) as { enhanceFile: EnhanceFileFn };
-    enhanceFileFn = mod.enhanceFile;
-  }
-  return enhanceFileFn;
 }
 
 export class DuoscaleService implements DuoscaleApi {
@@ -115,7 +99,6 @@ export class DuoscaleService implements DuoscaleApi {
         return { id: loaded.id, sha256: loaded.sha256, handle: loaded };
       },
       enhance: async (req) => {
-        const enhanceFile = await loadEnhanceFile();
         return enhanceFile({
           input: req.input, outputDir: req.outputDir, model: req.model as LoadedModel,
           options: toResolvedOptions(req.options), signal: req.signal, onTile: req.onTile,
@@ -339,7 +322,7 @@ export class DuoscaleService implements DuoscaleApi {
 }
 
 /** ItemOptions (queue) -> the ResolvedOptions app/enhance.ts takes (every EnhanceOptions field + provider + threads). */
-function toResolvedOptions(o: ItemOptions): Record<string, unknown> {
+function toResolvedOptions(o: ItemOptions): ResolvedOptions {
   return { ...o };
 }
 

@@ -58,8 +58,16 @@ export class SettingsStore {
     return base;
   }
 
+  private session: Partial<Settings> = {};
+
   get(): Settings {
-    return { ...this.current };
+    return { ...this.current, ...this.session };
+  }
+
+  /** Overrides for this process only, never saved (CLI flags such as --provider and --threads). */
+  override(patch: unknown): Settings {
+    this.session = { ...this.session, ...validateSettingsPatch(patch, 'options') };
+    return this.get();
   }
 
   /** Validates, merges and saves. Throws ApiArgumentError for a bad patch (nothing is written). */
