@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .degrade import DegradeConfig, degrade
+from .degrade import DegradeConfig, make_lr
 from .resize import imresize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
@@ -318,7 +318,7 @@ class PairDataset(Dataset):
             hr = to_float(random_crop(native, self.hr_size, rng))
         hr = np.ascontiguousarray(augment(hr, rng, self.flips))
         deg_rng = np.random.default_rng([self.seed, epoch, index, 1])
-        lr = degrade(hr, self.degradation, deg_rng, self.scale, self.cfg)
+        lr = make_lr(hr, self.degradation, deg_rng, self.scale, self.cfg)
         return hr, lr
 
     def __getitem__(self, index: int) -> dict:
@@ -350,7 +350,7 @@ class FixedPairs(Dataset):
             crops = [face_square(img, hr_size)] if faces else _grid_crops(img, hr_size, crops_per_image)
             for ci, hr in enumerate(crops):
                 k = len(self.hr)
-                lr = degrade(hr, degradation, np.random.default_rng([seed, k]), scale, cfg)
+                lr = make_lr(hr, degradation, np.random.default_rng([seed, k]), scale, cfg)
                 self.hr.append(np.ascontiguousarray(hr))
                 self.lr.append(lr)
                 self.names.append(f"{path.stem}-{ci}")

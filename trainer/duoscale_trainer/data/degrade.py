@@ -323,7 +323,7 @@ def degrade_realesrgan(hr: np.ndarray, rng: np.random.Generator, scale: int = 4,
     return quantise(out)
 
 
-def degrade(hr: np.ndarray, kind: str, rng: np.random.Generator, scale: int = 4,
+def make_lr(hr: np.ndarray, kind: str, rng: np.random.Generator, scale: int = 4,
             cfg: DegradeConfig | None = None) -> np.ndarray:
     """Dispatch by name: ``bicubic`` or ``realesrgan``."""
     if kind == "bicubic":

@@ -1,0 +1,110 @@
+"""Metrics: PSNR-Y / SSIM-Y as BasicSR computes them, and the helper metrics."""
+
+import json
+import math
+
+import cv2
+import numpy as np
+import pytest
+
+from duoscale_trainer import metrics as m
+
+
+def _img(seed=0, size=48):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    base = np.stack([0.2 + 0.6 * x, 0.3 + 0.4 * np.sin(4 * y), 0.5 + 0.3 * x * y], axis=-1)
+    return np.clip(base + 0.05 * rng.standard_normal((size, size, 3)), 0, 1)
+
+
+def test_y_channel_studio_range():
+    white = np.ones((2, 2, 3))
+    black = np.zeros((2, 2, 3), np.uint8)
+    assert m.rgb_to_y(white) == pytest.approx(np.full((2, 2), 235.0), abs=1e-9)
+    assert m.rgb_to_y(black) == pytest.approx(np.full((2, 2), 16.0))
+    px = np.array([[[0.2, 0.5, 0.9]]])
+    assert m.rgb_to_y(px)[0, 0] == pytest.approx(16 + 65.481 * 0.2 + 128.553 * 0.5 + 24.966 * 0.9)
+
+
+def test_identical_images():
+    a = _img()
+    assert m.psnr_y(a, a) == math.inf
+    assert m.psnr_y(a, a, cap=100.0) == 100.0
+    assert m.ssim_y(a, a) == pytest.approx(1.0, abs=1e-12)
+    u8 = np.round(a * 255).astype(np.uint8)
+    assert m.ssim_y(u8, u8) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_psnr_matches_hand_computation():
+    rng = np.random.default_rng(1)
+    a = np.round(_img() * 255).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-6, 7, a.shape), 0, 255).astype(np.uint8)
+    ya = 16 + (65.481 * a[..., 0] + 128.553 * a[..., 1] + 24.966 * a[..., 2]) / 255
+    yb = 16 + (65.481 * b[..., 0] + 128.553 * b[..., 1] + 24.966 * b[..., 2]) / 255
+    mse = ((ya - yb) ** 2).mean()
+    assert m.psnr_y(a, b) == pytest.approx(10 * math.log10(255 ** 2 / mse), abs=1e-9)
+    # float input in [0,1] gives the same number as uint8
+    assert m.psnr_y(a / 255.0, b / 255.0) == pytest.approx(m.psnr_y(a, b), abs=1e-9)
+    # border crop uses only the interior
+    yi = ((ya - yb)[4:-4, 4:-4] ** 2).mean()
+    assert m.psnr_y(a, b, crop_border=4) == pytest.approx(10 * math.log10(255 ** 2 / yi), abs=1e-9)
+
+
+def _ssim_slow(ya, yb):
+    """Independent SSIM: explicit loop over every valid 11x11 window with gaussian weights."""
+    g = np.exp(-((np.arange(11) - 5) ** 2) / (2 * 1.5 ** 2))
+    w = np.outer(g, g) / np.outer(g, g).sum()
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    vals = []
+    for i in range(ya.shape[0] - 10):
+        for j in range(ya.shape[1] - 10):
+            pa, pb = ya[i:i + 11, j:j + 11], yb[i:i + 11, j:j + 11]
+            ma, mb = (w * pa).sum(), (w * pb).sum()
+            va = (w * (pa - ma) ** 2).sum()
+            vb = (w * (pb - mb) ** 2).sum()
+            cov = (w * (pa - ma) * (pb - mb)).sum()
+            vals.append(((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma ** 2 + mb ** 2 + c1) * (va + vb + c2)))
+    return float(np.mean(vals))
+
+
+def test_ssim_matches_slow_reference_and_orders_noise():
+    a = _img(0, 24)
+    rng = np.random.default_rng(3)
+    b = np.clip(a + 0.05 * rng.standard_normal(a.shape), 0, 1)
+    c = np.clip(a + 0.15 * rng.standard_normal(a.shape), 0, 1)
+    ref = _ssim_slow(m.rgb_to_y(a), m.rgb_to_y(b))
+    assert m.ssim_y(a, b) == pytest.approx(ref, abs=1e-9)
+    assert m.ssim_y(a, b) == pytest.approx(m.ssim_y(b, a), abs=1e-12)
+    assert 1.0 > m.ssim_y(a, b) > m.ssim_y(a, c)
+
+
+def test_shape_mismatch_is_an_error():
+    with pytest.raises(ValueError, match="differ"):
+        m.psnr_y(_img(size=32), _img(size=48))
+
+
+def test_sharpness_and_colour_shift():
+    a = _img(2, 64)
+    assert m.sharpness(a, a) == pytest.approx(1.0)
+    blurred = cv2.GaussianBlur(a, (0, 0), 1.5)
+    assert m.sharpness(blurred, a) < 0.8
+    sharpened = np.clip(a + 1.0 * (a - blurred), 0, 1)
+    assert m.sharpness(sharpened, a) > 1.1
+    u8 = np.round(np.clip(a, 0.1, 0.9) * 255).astype(np.uint8)
+    shifted = u8 + 2                                    # no overflow: values are <= 230
+    assert m.colour_shift(shifted, u8) == pytest.approx(2.0, abs=1e-9)
+    one_channel = u8.copy()
+    one_channel[..., 1] += 3
+    assert m.colour_shift(one_channel, u8) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_no_reference_metrics_rank_blur():
+    a = _img(4, 64)
+    blurred = cv2.GaussianBlur(a, (0, 0), 2.0)
+    assert m.blur_index(blurred) > m.blur_index(a)
+    assert 0.0 <= m.blur_index(a) <= 1.0
+    assert m.laplacian_sharpness(blurred) < m.laplacian_sharpness(a)
+    d = m.all_metrics(blurred, a)
+    json.dumps(d)
+    assert set(d) == {"psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness"}
+    assert m.all_metrics(a, a)["psnr_y"] == 100.0
