@@ -28,8 +28,10 @@ import {
   tokenMatches,
 } from './security.ts';
 import { contentTypeFor, resolveStatic } from './static.ts';
+import { HttpError, statusForError, toWireError } from './wire.ts';
 
 export type { ImageLookup } from './images.ts';
+export { statusForError, toWireError } from './wire.ts';
 
 /** Validates (and may normalise) the argument of `method`; throws an error with a message on bad input. */
 export type ArgValidator = (method: ApiMethod, arg: unknown) => unknown;
@@ -59,23 +61,6 @@ export interface RunningServer {
 }
 
 const MAX_BODY_BYTES = 1 << 20; // API arguments are small JSON; 1 MiB is generous
-
-interface WireError {
-  message: string;
-  code?: string;
-  file?: string;
-  hint?: string;
-}
-
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code: string,
-  ) {
-    super(message);
-  }
-}
 
 /**
  * Starts the web mode server.
@@ -266,30 +251,6 @@ function readBody(req: http.IncomingMessage): Promise<string> {
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
-}
-
-/**
- * HTTP status for an error thrown by validation or the service: 400 for bad input (the
- * message says what to fix), 404 for unknown ids, 500 for anything without a code.
- */
-export function statusForError(err: unknown): number {
-  if (err instanceof HttpError) return err.status;
-  const e = err as { code?: unknown; name?: unknown; status?: unknown } | null;
-  if (e && typeof e.status === 'number' && e.status >= 400 && e.status < 600) return e.status;
-  const code = e && typeof e.code === 'string' ? e.code : '';
-  if (/NOT_FOUND|UNKNOWN_(ID|JOB|MODEL|RESULT|IMAGE|RUN)/i.test(code)) return 404;
-  if (code) return 400;
-  if (e && (e.name === 'ValidationError' || e.name === 'DuoscaleError')) return 400;
-  return 500;
-}
-
-function toWireError(err: unknown): WireError {
-  const e = err as { message?: unknown; code?: unknown; file?: unknown; hint?: unknown } | null;
-  const out: WireError = { message: e && typeof e.message === 'string' ? e.message : String(err) };
-  if (e && typeof e.code === 'string') out.code = e.code;
-  if (e && typeof e.file === 'string') out.file = e.file;
-  if (e && typeof e.hint === 'string') out.hint = e.hint;
-  return out;
 }
 
 function sendError(res: http.ServerResponse, err: unknown): void {

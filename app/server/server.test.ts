@@ -1,74 +1,27 @@
-// Web mode over real HTTP on 127.0.0.1:0.
-//
-// The service here is an IN-TEST OBJECT implementing DuoscaleApi (named `inTestService`):
-// it exercises transport, auth, validation wiring and the image/static rules. The same
-// checks against the real DuoscaleService live in server-real.test.ts.
+// Web mode over real HTTP on 127.0.0.1:0 with the REAL DuoscaleService (temp data folder,
+// real SQLite catalog, the tiny-x4 fixture model run by onnxruntime, real sharp).
 
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, rm, writeFile, symlink } from 'node:fs/promises';
+import { mkdtemp, mkdir, readFile, rm, writeFile, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { DuoscaleApi, DuoscaleEvent, Settings } from '../api.ts';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import type { JobSummary } from '../api.ts';
+import { DuoscaleService } from '../service.ts';
 import { startServer } from './index.ts';
 import type { RunningServer } from './index.ts';
 import { apiCall, nextEvent, request } from './test-helpers.ts';
 
-const PNG_1x1 = Buffer.from(
-  '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
-    '1f15c4890000000d49444154789c6360f8cfc0f01f0005000201' +
-    '5b9c3a2b0000000049454e44ae426082',
-  'hex',
-);
+const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'test', 'fixtures');
 
-function inTestService(imageFile: string): DuoscaleApi & { imagePath(i: { kind: string; id: number }): Promise<string | null>; calls: unknown[] } {
-  const listeners = new Set<(e: DuoscaleEvent) => void>();
-  let settings: Settings = {
-    provider: 'auto', threads: 0, tile: 0, format: 'same', quality: 92,
-    naming: '{name}_x{scale}', keepMetadata: true, outputDir: '', defaultModel: '',
-  };
-  const calls: unknown[] = [];
-  const notImplemented = async () => {
-    throw Object.assign(new Error('not used by these tests'), { code: 'E_BAD_OPTION' });
-  };
-  return {
-    calls,
-    async imagePath({ kind, id }) {
-      return kind === 'original' && id === 7 ? imageFile : null;
-    },
-    async settingsGet() {
-      calls.push(['settingsGet']);
-      return settings;
-    },
-    async settingsSet(patch) {
-      calls.push(['settingsSet', patch]);
-      settings = { ...settings, ...patch };
-      for (const l of listeners) l({ type: 'settings-changed', settings });
-      return settings;
-    },
-    async modelRemove({ id }) {
-      throw Object.assign(new Error(`model "${id}" is not installed. Run "duoscale models list" to see the ids.`), { code: 'E_MODEL_NOT_FOUND' });
-    },
-    enhance: notImplemented, batch: notImplemented, jobs: async () => [], pause: notImplemented,
-    resume: notImplemented, cancel: notImplemented, catalogList: async () => ({ results: [], total: 0 }),
-    catalogImage: notImplemented, deleteResult: notImplemented, imageUrl: notImplemented,
-    revealInFolder: notImplemented, modelsList: async () => [], modelImport: notImplemented,
-    modelSetDefault: notImplemented, trainingStart: notImplemented, trainingStop: notImplemented,
-    trainingList: async () => [],
-    pickFiles: async () => {
-      throw new Error('the server must not call the service for pickFiles');
-    },
-    onEvent(l) {
-      listeners.add(l);
-      return () => listeners.delete(l);
-    },
-  };
-}
-
-describe('startServer() with an in-test service object', () => {
+describe('startServer() with the real DuoscaleService', () => {
   let dir: string;
   let server: RunningServer;
-  let service: ReturnType<typeof inTestService>;
+  let service: DuoscaleService;
+  let photo: string;
+  let outDir: string;
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'duoscale-server-'));
@@ -78,14 +31,16 @@ describe('startServer() with an in-test service object', () => {
     await writeFile(path.join(staticDir, 'assets', 'app.js'), 'console.log("hi")');
     await writeFile(path.join(dir, 'secret.txt'), 'outside the static root');
     await symlink(path.join(dir, 'secret.txt'), path.join(staticDir, 'link.txt'));
-    const photo = path.join(dir, 'photo.png');
-    await writeFile(photo, PNG_1x1);
-    service = inTestService(photo);
+    photo = path.join(dir, 'photo.png');
+    await sharp({ create: { width: 32, height: 24, channels: 3, background: { r: 200, g: 120, b: 40 } } }).png().toFile(photo);
+    outDir = path.join(dir, 'out');
+    service = await DuoscaleService.open({ home: path.join(dir, 'home'), builtinModels: FIXTURES });
     server = await startServer({ service, staticDir });
   });
 
   after(async () => {
-    await server.close();
+    await server?.close();
+    await service?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -104,22 +59,27 @@ describe('startServer() with an in-test service object', () => {
     await assert.rejects(startServer({ service, staticDir: dir, host: '192.168.1.10' as never }), /Refusing/);
   });
 
-  it('answers 401 without a token and with a wrong one, and does not call the service', async () => {
-    const before = service.calls.length;
-    const none = await request(server.port, { method: 'POST', path: '/api/settingsGet', headers: { 'content-type': 'application/json' } });
+  it('answers 401 without a token and with a wrong one, and does no work', async () => {
+    const none = await request(server.port, {
+      method: 'POST', path: '/api/settingsSet', body: '{"quality":11}', headers: { 'content-type': 'application/json' },
+    });
     assert.equal(none.status, 401);
     assert.match(none.json().error.message, /Missing token/);
-    const wrong = await apiCall(server.port, 'x'.repeat(server.token.length), 'settingsGet');
+    const wrong = await apiCall(server.port, 'x'.repeat(server.token.length), 'settingsSet', { quality: 12 });
     assert.equal(wrong.status, 401);
-    const events = await request(server.port, { path: '/api/events' });
-    assert.equal(events.status, 401);
-    assert.equal(service.calls.length, before);
+    assert.match(wrong.json().error.message, /Wrong token/);
+    assert.equal((await request(server.port, { path: '/api/events' })).status, 401);
+    assert.equal((await request(server.port, { path: '/api/events?token=nope' })).status, 401);
+    assert.notEqual((await service.settingsGet()).quality, 11);
+    assert.notEqual((await service.settingsGet()).quality, 12);
   });
 
   it('rejects a foreign Host header (DNS rebinding), even with the right token', async () => {
     const res = await apiCall(server.port, server.token, 'settingsGet', undefined, { host: `evil.example:${server.port}` });
     assert.equal(res.status, 403);
     assert.equal(res.json().error.code, 'BAD_HOST');
+    const page = await request(server.port, { path: '/', headers: { host: `evil.example:${server.port}` } });
+    assert.equal(page.status, 403);
     const wrongPort = await request(server.port, { path: '/', headers: { host: `127.0.0.1:${server.port + 1}` } });
     assert.equal(wrongPort.status, 403);
     const ok = await apiCall(server.port, server.token, 'settingsGet', undefined, { host: `localhost:${server.port}` });
@@ -127,9 +87,10 @@ describe('startServer() with an in-test service object', () => {
   });
 
   it('rejects a foreign Origin (CSRF) and accepts its own', async () => {
-    const foreign = await apiCall(server.port, server.token, 'settingsGet', undefined, { origin: 'https://evil.example' });
+    const foreign = await apiCall(server.port, server.token, 'settingsSet', { quality: 13 }, { origin: 'https://evil.example' });
     assert.equal(foreign.status, 403);
     assert.equal(foreign.json().error.code, 'BAD_ORIGIN');
+    assert.notEqual((await service.settingsGet()).quality, 13);
     const nullOrigin = await apiCall(server.port, server.token, 'settingsGet', undefined, { origin: 'null' });
     assert.equal(nullOrigin.status, 403);
     const crossSite = await apiCall(server.port, server.token, 'settingsGet', undefined, { 'sec-fetch-site': 'cross-site' });
@@ -138,36 +99,43 @@ describe('startServer() with an in-test service object', () => {
     assert.equal(own.status, 200);
   });
 
-  it('round-trips a method call with validated arguments', async () => {
-    const res = await apiCall(server.port, server.token, 'settingsSet', { quality: 80 });
+  it('round-trips a method call into the catalog-backed settings', async () => {
+    const res = await apiCall(server.port, server.token, 'settingsSet', { quality: 80, naming: '{name}_web' });
     assert.equal(res.status, 200);
-    assert.deepEqual(res.json(), { ok: true, result: { ...res.json().result, quality: 80 } });
-    assert.deepEqual(service.calls.at(-1), ['settingsSet', { quality: 80 }]);
-    const get = await apiCall(server.port, server.token, 'settingsGet');
-    assert.equal(get.json().result.quality, 80);
+    assert.equal(res.json().ok, true);
+    assert.equal(res.json().result.quality, 80);
+    // What the server stored is what the service (and its settings.json) now says.
+    assert.equal((await service.settingsGet()).naming, '{name}_web');
+    const onDisk = JSON.parse(await readFile(service.paths.settings, 'utf8'));
+    assert.equal(onDisk.quality, 80);
+    const models = await apiCall(server.port, server.token, 'modelsList');
+    assert.deepEqual(models.json().result.map((m: { id: string }) => m.id), ['tiny-x4']);
   });
 
-  it('answers 400 with the validator message for a bad argument, before the service runs', async () => {
-    const before = service.calls.length;
-    const res = await apiCall(server.port, server.token, 'settingsSet', { qualty: 80 });
+  it('answers 400 with the validator message for a bad argument', async () => {
+    const res = await apiCall(server.port, server.token, 'settingsSet', { qualty: 70 });
     assert.equal(res.status, 400);
     assert.match(res.json().error.message, /"qualty" is not a known field \(did you mean "quality"\?\)/);
     const range = await apiCall(server.port, server.token, 'settingsSet', { quality: 500 });
     assert.equal(range.status, 400);
     assert.match(range.json().error.message, /quality.*between 1 and 100/);
-    assert.equal(service.calls.length, before);
+    const rel = await apiCall(server.port, server.token, 'enhance', { path: 'relative/photo.jpg' });
+    assert.equal(rel.status, 400);
+    assert.match(rel.json().error.message, /absolute path/);
   });
 
   it('maps a not-found service error to 404 and keeps its code', async () => {
-    const res = await apiCall(server.port, server.token, 'modelRemove', { id: 'nope' });
+    const res = await apiCall(server.port, server.token, 'modelSetDefault', { id: 'no-such-model' });
     assert.equal(res.status, 404);
     assert.equal(res.json().error.code, 'E_MODEL_NOT_FOUND');
-    assert.match(res.json().error.message, /duoscale models list/);
+    const img = await apiCall(server.port, server.token, 'catalogImage', { imageId: 999 });
+    assert.equal(img.status, 404);
   });
 
   it('refuses unknown methods, GET on methods, bad JSON and non-JSON bodies', async () => {
     assert.equal((await apiCall(server.port, server.token, 'onEvent')).status, 404);
     assert.equal((await apiCall(server.port, server.token, 'constructor')).status, 404);
+    assert.equal((await apiCall(server.port, server.token, 'close')).status, 404);
     const get = await request(server.port, { path: '/api/settingsGet', headers: { 'x-duoscale-token': server.token } });
     assert.equal(get.status, 405);
     const bad = await request(server.port, {
@@ -183,7 +151,7 @@ describe('startServer() with an in-test service object', () => {
     assert.equal(form.status, 415);
   });
 
-  it('answers pickFiles with null without touching the service (renderer shows a path dialog)', async () => {
+  it('answers pickFiles with null (the renderer shows a path-entry dialog)', async () => {
     const res = await apiCall(server.port, server.token, 'pickFiles', { folders: false, multiple: true });
     assert.equal(res.status, 200);
     assert.equal(res.json().result, null);
@@ -193,7 +161,7 @@ describe('startServer() with an in-test service object', () => {
     const { event, headers } = await nextEvent(
       server.port,
       server.token,
-      (e) => e.type === 'settings-changed',
+      (e) => e.type === 'settings-changed' && e.settings.quality === 61,
       async () => {
         const r = await apiCall(server.port, server.token, 'settingsSet', { quality: 61 });
         assert.equal(r.status, 200);
@@ -203,23 +171,56 @@ describe('startServer() with an in-test service object', () => {
     assert.equal(event.settings.quality, 61);
   });
 
-  it('serves catalog images by kind and id only; unknown ids are 404', async () => {
-    const url = await apiCall(server.port, server.token, 'imageUrl', { kind: 'original', id: 7 });
-    assert.equal(url.status, 200);
-    const src = url.json().result as string;
-    assert.equal(src, `/img/original/7?token=${encodeURIComponent(server.token)}`);
-    const img = await request(server.port, { path: src });
-    assert.equal(img.status, 200);
-    assert.equal(img.headers['content-type'], 'image/png');
-    assert.deepEqual(img.body, PNG_1x1);
+  it('enhances a photo over HTTP, reports the job on SSE and serves only catalog images', async () => {
+    // 1. enhance through the API; the job's end arrives on the event stream.
+    const { event } = await nextEvent(
+      server.port,
+      server.token,
+      (e) => e.type === 'job' && (e.job.state === 'done' || e.job.state === 'failed'),
+      async () => {
+        const r = await apiCall(server.port, server.token, 'enhance', { path: photo, outputDir: outDir });
+        assert.equal(r.status, 200, r.text);
+      },
+      30_000,
+    );
+    const job = event.job as JobSummary;
+    assert.equal(job.state, 'done', JSON.stringify(job.items));
+    const resultId = job.items[0]!.resultIds[0]!;
 
-    assert.equal((await request(server.port, { path: `/img/original/8?token=${server.token}` })).status, 404);
-    assert.equal((await request(server.port, { path: `/img/result/7?token=${server.token}` })).status, 404);
-    assert.equal((await apiCall(server.port, server.token, 'imageUrl', { kind: 'original', id: 8 })).status, 404);
-    // A path in the URL is never used as a path.
-    const raw = await request(server.port, { path: `/img/original/${encodeURIComponent(path.join(dir, 'photo.png'))}?token=${server.token}` });
-    assert.equal(raw.status, 404);
-    assert.equal((await request(server.port, { path: '/img/original/7' })).status, 401);
+    // 2. the catalog lists it.
+    const list = (await apiCall(server.port, server.token, 'catalogList', { limit: 10 })).json().result;
+    assert.equal(list.total, 1);
+    const record = list.results[0];
+    assert.equal(record.id, resultId);
+
+    // 3. imageUrl gives /img URLs that serve the right files.
+    const resultUrl = (await apiCall(server.port, server.token, 'imageUrl', { kind: 'result', id: resultId })).json().result;
+    assert.equal(resultUrl, `/img/result/${resultId}?token=${encodeURIComponent(server.token)}`);
+    const result = await request(server.port, { path: resultUrl });
+    assert.equal(result.status, 200);
+    assert.equal(result.headers['content-type'], 'image/png');
+    const meta = await sharp(result.body).metadata();
+    assert.deepEqual([meta.width, meta.height], [128, 96]);
+
+    const originalUrl = (await apiCall(server.port, server.token, 'imageUrl', { kind: 'original', id: record.imageId })).json().result;
+    const original = await request(server.port, { path: originalUrl });
+    assert.deepEqual(original.body, await readFile(photo));
+
+    const thumbUrl = (await apiCall(server.port, server.token, 'imageUrl', { kind: 'thumb', id: resultId })).json().result;
+    const thumb = await request(server.port, { path: thumbUrl });
+    assert.equal(thumb.status, 200);
+    assert.ok((await sharp(thumb.body).metadata()).width! > 0);
+
+    // 4. ids the catalog does not know, kinds that do not exist, paths in the URL, no token.
+    assert.equal((await request(server.port, { path: `/img/result/${resultId + 1}?token=${server.token}` })).status, 404);
+    assert.equal((await request(server.port, { path: `/img/original/999?token=${server.token}` })).status, 404);
+    assert.equal((await request(server.port, { path: `/img/file/1?token=${server.token}` })).status, 404);
+    assert.equal((await request(server.port, { path: `/img/original/0?token=${server.token}` })).status, 404);
+    const rawPath = await request(server.port, { path: `/img/original/${encodeURIComponent(photo)}?token=${server.token}` });
+    assert.equal(rawPath.status, 404);
+    const unknown = await apiCall(server.port, server.token, 'imageUrl', { kind: 'result', id: resultId + 1 });
+    assert.equal(unknown.status, 404);
+    assert.equal((await request(server.port, { path: `/img/result/${resultId}` })).status, 401);
   });
 
   it('serves the renderer with a strict CSP and falls back to index.html for app routes', async () => {
@@ -230,8 +231,10 @@ describe('startServer() with an in-test service object', () => {
     assert.match(csp, /default-src 'none'/);
     assert.match(csp, /script-src 'self'(;|$)/);
     assert.doesNotMatch(csp, /unsafe-eval/);
+    assert.match(csp, /connect-src 'self'/);
     assert.match(csp, /frame-ancestors 'none'/);
     assert.equal(index.headers['x-content-type-options'], 'nosniff');
+    assert.equal(index.headers['referrer-policy'], 'no-referrer');
     const js = await request(server.port, { path: '/assets/app.js' });
     assert.equal(js.status, 200);
     assert.match(String(js.headers['content-type']), /^text\/javascript/);
@@ -256,6 +259,17 @@ describe('startServer() with an in-test service object', () => {
       const res = await request(server.port, { path: p });
       assert.equal(res.status, 404, `${p} answered ${res.status}`);
       assert.doesNotMatch(res.text, /outside the static root/, p);
+    }
+  });
+
+  it('says how to build the renderer when the static folder is missing', async () => {
+    const other = await startServer({ service, staticDir: path.join(dir, 'no-such-dir') });
+    try {
+      const res = await request(other.port, { path: '/' });
+      assert.equal(res.status, 404);
+      assert.match(res.text, /npm run build:renderer/);
+    } finally {
+      await other.close();
     }
   });
 

@@ -168,7 +168,7 @@ export function createHttpApi(options: HttpApiOptions): DuoscaleApi {
     } catch {
       throw new ApiError(`The server answered ${method} with HTTP ${res.status} and no JSON body.`, { status: res.status });
     }
-    if (res.ok && body.ok) return body.result ?? undefined;
+    if (res.ok && body.ok) return body.result; // null: void methods, or pickFiles cancelled
     const e = body.error ?? {};
     throw new ApiError(e.message ?? `${method} failed with HTTP ${res.status}`, {
       code: e.code,
