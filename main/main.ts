@@ -4,6 +4,7 @@
 // the CLI (app/paths.ts). Electron's own profile goes to <home>/electron so the whole app
 // state lives in one folder a test can throw away.
 
+import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BrowserWindow, Menu, app, dialog, ipcMain, protocol, session, shell } from 'electron';
@@ -38,6 +39,8 @@ const builtinModels = builtinModelsDir({
   appPath: app.getAppPath(),
   env: process.env,
 });
+// The Python trainer package ships as an extra resource; training needs the user's Python + PyTorch.
+const trainerDir = app.isPackaged ? path.join(process.resourcesPath, 'trainer') : path.join(app.getAppPath(), 'trainer');
 
 // Must happen before 'ready'. Both schemes are standard + secure so CSP 'self' and
 // relative URLs behave as on https; neither bypasses CSP.
@@ -70,6 +73,7 @@ async function main(): Promise<void> {
     home,
     builtinModels,
     reveal: async (file) => shell.showItemInFolder(file),
+    trainer: fs.existsSync(path.join(trainerDir, 'duoscale_trainer')) ? { trainerDir } : {},
   });
 
   protocol.handle(APP_SCHEME, createAppHandler(rendererDir(app.getAppPath())));
