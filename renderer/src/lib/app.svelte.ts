@@ -13,6 +13,7 @@ export interface Toast {
   kind: 'error' | 'info' | 'success';
   title: string;
   detail?: string;
+  key?: string;
 }
 
 export interface TileProgress { input: string; tile: number; tiles: number; etaSeconds: number | null }
@@ -131,11 +132,11 @@ export class AppState {
     const item = job.items[0];
     if (job.state === 'done' && item && item.resultIds.length > 0) {
       void this.openResult(item.resultIds[0]);
-      this.toast('success', `Enhanced ${basename(item.input)}`, item.outputs[0] ? `Saved as ${item.outputs[0]}` : undefined);
+      this.toast('success', `Enhanced ${basename(item.input)}`, item.outputs[0] ? `Saved as ${item.outputs[0]}` : undefined, `job:${job.id}`);
     } else if (item?.error) {
-      this.toast('error', `Could not enhance ${basename(item.input)}`, item.error);
+      this.toast('error', `Could not enhance ${basename(item.input)}`, item.error, `job:${job.id}`);
     } else if (item && item.state === 'skipped') {
-      this.toast('info', `${basename(item.input)} was already enhanced with these settings`, 'Open it from the Library, or turn on "Redo identical work" in Batch to force a new run.');
+      this.toast('info', `${basename(item.input)} was already enhanced with these settings`, 'Open it from the Library, or turn on "Redo identical work" in Batch to force a new run.', `job:${job.id}`);
     }
   }
 
@@ -198,10 +199,12 @@ export class AppState {
     this.#urlCache.delete(`thumb:${resultId}`);
   }
 
-  toast(kind: Toast['kind'], title: string, detail?: string): void {
-    const t: Toast = { id: ++toastSeq, kind, title, detail };
-    this.toasts = [...this.toasts.slice(-4), t];
-    if (kind !== 'error') setTimeout(() => this.dismiss(t.id), 6000);
+  /** Shows a message; a toast with the same `key` replaces the earlier one (e.g. "Enhancing…" -> "Enhanced"). */
+  toast(kind: Toast['kind'], title: string, detail?: string, key?: string): void {
+    const t: Toast = { id: ++toastSeq, kind, title, detail, key };
+    const rest = key ? this.toasts.filter((x) => x.key !== key) : this.toasts;
+    this.toasts = [...rest.slice(-3), t];
+    if (kind !== 'error') setTimeout(() => this.dismiss(t.id), kind === 'success' ? 4000 : 6000);
   }
 
   dismiss(id: number): void {
