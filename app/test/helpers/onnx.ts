@@ -58,18 +58,41 @@ function valueInfo(name: string, dims: (number | string)[]): Buffer {
 }
 
 /** ONNX bytes of the replicating x`scale` model. */
-export function identityModelBytes(opts: { noiseChannels?: number; noiseGain?: number; scale?: number } = {}): Buffer {
+export interface TestModelOptions {
+  noiseChannels?: number;
+  /** Weight of the per-pixel channel mean of `noise` added to the output. */
+  noiseGain?: number;
+  scale?: number;
+  /** 'nearest' replicates pixels; 'linear' is a smooth (half-pixel) bilinear upscale. */
+  mode?: 'nearest' | 'linear';
+  /**
+   * Adds meanGain x (mean of the whole input tile - 0.5): a stand-in for the per-tile
+   * statistics (instance/group norm) of real networks, which make tiles disagree at seams.
+   */
+  meanGain?: number;
+}
+
+export function identityModelBytes(opts: TestModelOptions = {}): Buffer {
   const C = opts.noiseChannels ?? 48;
   const s = opts.scale ?? 4;
+  const resizeAttrs = opts.mode === 'linear'
+    ? [attrStr('mode', 'linear'), attrStr('coordinate_transformation_mode', 'half_pixel')]
+    : [attrStr('mode', 'nearest'), attrStr('coordinate_transformation_mode', 'asymmetric'), attrStr('nearest_mode', 'floor')];
   const nodes = [
     node('ReduceMean', ['noise'], ['nmean'], [attrInts('axes', [1]), attrInt('keepdims', 1)]),
     node('Mul', ['nmean', 'gain'], ['nscaled']),
-    node('Add', ['lr', 'nscaled'], ['shifted']),
-    node('Resize', ['shifted', '', 'scales'], ['up'], [attrStr('mode', 'nearest'), attrStr('coordinate_transformation_mode', 'asymmetric'), attrStr('nearest_mode', 'floor')]),
+    node('ReduceMean', ['lr'], ['tmean'], [attrInts('axes', [1, 2, 3]), attrInt('keepdims', 1)]),
+    node('Sub', ['tmean', 'half'], ['tcentred']),
+    node('Mul', ['tcentred', 'mgain'], ['tshift']),
+    node('Add', ['lr', 'nscaled'], ['shifted0']),
+    node('Add', ['shifted0', 'tshift'], ['shifted']),
+    node('Resize', ['shifted', '', 'scales'], ['up'], resizeAttrs),
     node('Clip', ['up', 'lo', 'hi'], ['hr']),
   ];
   const inits = [
     f32('gain', [], [opts.noiseGain ?? 0]),
+    f32('mgain', [], [opts.meanGain ?? 0]),
+    f32('half', [], [0.5]),
     f32('scales', [4], [1, 1, s, s]),
     f32('lo', [], [0]),
     f32('hi', [], [1]),
@@ -102,9 +125,9 @@ export function manifestFor(name: string, onnx: Buffer, extra: Record<string, un
 }
 
 /** Writes NAME.onnx + NAME.json (+ NAME.md) into dir; returns the .onnx path. */
-export function writeIdentityModel(dir: string, name = 'identity-x4', opts: { noiseGain?: number; manifest?: Record<string, unknown> } = {}): string {
+export function writeIdentityModel(dir: string, name = 'identity-x4', opts: TestModelOptions & { manifest?: Record<string, unknown> } = {}): string {
   fs.mkdirSync(dir, { recursive: true });
-  const onnx = identityModelBytes({ noiseGain: opts.noiseGain });
+  const onnx = identityModelBytes(opts);
   const p = path.join(dir, `${name}.onnx`);
   fs.writeFileSync(p, onnx);
   fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(manifestFor(name, onnx, opts.manifest), null, 2));
