@@ -161,6 +161,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "optim.lr": 2e-3, "optim.warmup_steps": 3, "optim.ema_decay": 0.9,
             "run.steps": 30, "run.log_every": 1, "run.sample_every": 10, "run.checkpoint_every": 10,
             "run.probe_seconds": 2.0,
+            "run.threads": 1,          # tiny tensors: one thread is as fast and immune to a busy machine
         },
         "student": {"student.g_lr": 1e-3, "student.d_lr": 1e-3, "student.r1_every": 4},
         "autoencoder": {"optim.lr": 2e-3},

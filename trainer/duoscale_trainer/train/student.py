@@ -1,0 +1,366 @@
+"""Co-learning of the one-step student, the downsampler G and the discriminators D_H, D_L
+(seed paper, eq. 2-8), with the readings of ML.md section 7.
+
+One iteration (all networks share the step's random stream):
+  x_T   = z_y + kappa sqrt(eta_T) eps                                  prior sample
+  target = teacher's 15-step deterministic chain from x_T (no grad; or the cache)
+  x0_hat = student(x_T / s_T, T-1, lr)
+  L_student = w_d  MSE(x0_hat, target)                                 eq. 2
+            + w_n  L_denoise                                           eq. 7 (ML.md 7.2)
+            + w_h  L_H^G(D_H(decode(x0_hat)))                          eq. 4
+            + w_l  L_L^G(D_L(G(x0_hat, eps')))                         eq. 6, reaches the student THROUGH G
+  L_G       = w_ds MSE(G(x0_hat, eps'), lr) + w_l L_L^G                eq. 8 (the MSE does not reach the student)
+  then D_H and D_L step on real vs the detached fakes of this iteration (+ lazy R1 on reals).
+The adversarial terms join after adv_start_frac of the steps; the discriminators start a little
+earlier (d_start_frac) so they are not random when they begin to matter. Hinge by default,
+`gan_loss=paper` for eq. 3-6 read literally (ML.md 7.3). SinSR's inverse and GT-consistency
+terms (ML.md 2.2) are off by default.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .. import protocol
+from ..config import Config
+from . import common as C
+
+log = logging.getLogger("duoscale")
+
+
+# ---------------------------------------------------------------------------------------------
+# Adversarial losses (ML.md 3.1 hinge; 7.3 paper-literal)
+
+
+def g_adv_loss(logits: Tensor, kind: str) -> Tensor:
+    if kind == "hinge":
+        return -logits.float().mean()
+    return (1.0 - torch.sigmoid(logits.float())).mean()      # eq. 4/6: E[1 - D(fake)]
+
+
+def d_adv_loss(real: Tensor, fake: Tensor, kind: str) -> Tensor:
+    real, fake = real.float(), fake.float()
+    if kind == "hinge":
+        return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
+    # eq. 3/5 with D = sigmoid(logit), as the bounded BCE form: -log D(real) - log(1 - D(fake))
+    return F.softplus(-real).mean() + F.softplus(fake).mean()
+
+
+def mse(a: Tensor, b: Tensor) -> Tensor:
+    return F.mse_loss(a.float(), b.float())
+
+
+def set_requires_grad(module: nn.Module, flag: bool) -> None:
+    for p in module.parameters():
+        p.requires_grad_(flag)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _teacher_source(cfg: Config, resume: dict | None) -> dict:
+    """The checkpoint the teacher (and the student's start) come from."""
+    if resume is not None:
+        return resume
+    if not cfg.paths.teacher:
+        raise C.TrainError("the student needs --teacher CKPT (a checkpoint written by the teacher command)")
+    ck = C.load_checkpoint(cfg.paths.teacher)
+    if "teacher" not in ck.get("nets", {}):
+        raise C.TrainError(f"--teacher {cfg.paths.teacher}: no teacher network in this "
+                           f"'{ck.get('kind')}' checkpoint")
+    return ck
+
+
+def train(cfg: Config, resume: dict | None = None) -> dict:
+    from ..diffusion import ResShift, Schedule
+    from ..nets.discriminator import build_discriminator, diffaugment
+    from ..nets.downsampler import build_downsampler
+    from ..nets.unet import count_params
+
+    s = cfg.student
+    src = _teacher_source(cfg, resume)
+    # The student inherits the teacher's architecture, codec and schedule.
+    cfg.model.unet = src["config"]["model"]["unet"]
+    cfg.diffusion = type(cfg.diffusion)(**src["schedule"]) if src.get("schedule") else cfg.diffusion
+    ctx = C.make_context(cfg)
+    try:
+        C.write_config(ctx)
+        dev, fmt = ctx.device, ctx.fmt()
+        torch.manual_seed(cfg.run.seed)
+        codec = C.freeze(C.codec_from_checkpoint(src).to(dev))
+        schedule = Schedule(**asdict(cfg.diffusion))
+        diffusion = ResShift(schedule)
+        T = diffusion.T
+        lat_ch = codec.latent_channels
+
+        teacher = C.freeze(C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt))
+        student = C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt)   # init = teacher EMA
+        student.train()
+        for p in student.parameters():
+            p.requires_grad_(True)
+        if cfg.paths.init and resume is None:
+            C.init_weights_from(student, cfg.paths.init, ("student", "teacher"))
+            log.info("initialised the student from %s", cfg.paths.init)
+        ds_kw = {}
+        if cfg.model.downsampler_channels:
+            ds_kw = {"model_channels" if cfg.model.downsampler == "diffusion" else "channels":
+                     cfg.model.downsampler_channels}
+        G = build_downsampler(cfg.model.downsampler, cfg.model.downsampler_preset, latent_ch=lat_ch,
+                              **ds_kw).to(dev, memory_format=fmt)
+        D_H = build_discriminator("hr", cfg.model.disc_preset).to(dev, memory_format=fmt)
+        D_L = build_discriminator("lr", cfg.model.disc_preset).to(dev, memory_format=fmt)
+
+        ema = C.EMA(student, cfg.optim.ema_decay)
+        o = cfg.optim
+        opt_s = C.make_optimizer(student.parameters(), o.lr, o.betas, o.weight_decay, cfg, dev)
+        opt_g = C.make_optimizer(G.parameters(), s.g_lr, o.betas, o.weight_decay, cfg, dev)
+        opt_dh = C.make_optimizer(D_H.parameters(), s.d_lr, s.d_betas, 0.0, cfg, dev, kind="adam")
+        opt_dl = C.make_optimizer(D_L.parameters(), s.d_lr, s.d_betas, 0.0, cfg, dev, kind="adam")
+        models = {"student": student, "downsampler": G, "d_hr": D_H, "d_lr": D_L}
+        optims = {"student": opt_s, "downsampler": opt_g, "d_hr": opt_dh, "d_lr": opt_dl}
+
+        plan = C.make_plan(cfg, fractions={"d_start": s.d_start_frac, "adv_start": s.adv_start_frac})
+        start = 0
+        if resume is not None:
+            C.restore(resume, models, {"student": ema}, optims)
+            start = int(resume["step"])
+            plan = C.Plan.from_dict(resume["plan"])
+            if cfg.run.minutes is None and cfg.run.steps != plan.total_steps:
+                plan.total_steps = cfg.run.steps
+            log.info("resumed from step %d of %s", start, plan.total_steps)
+        for m in models.values():
+            C.broadcast_module(m, ctx.dist)
+
+        dataset = C.build_train_dataset(cfg, ctx.run_dir)
+        prev_hr, prev_lr = C.build_preview_pairs(cfg, dataset)
+        cache = None
+        if s.cache_targets > 0 and (s.distill or s.sinsr_extra):
+            cache = build_target_cache(ctx, dataset, codec, teacher, diffusion)
+            sampler = C.StepSampler(cache["hr"].shape[0], cfg.data.batch_size, cfg.run.seed + 1, 0, 1)
+            source = None
+        else:
+            sampler = C.StepSampler(len(dataset), cfg.data.batch_size, cfg.run.seed, ctx.dist.rank, ctx.dist.world)
+            source = C.BatchSource(dataset, sampler, cfg.data.num_workers, pin=dev.type == "cuda")
+        log.info("student: %s UNet %d params; G %s/%s %d; D_H %d; D_L %d; losses distill=%s denoise=%s "
+                 "hr_adv=%s lr_adv=%s sinsr_extra=%s gan=%s", cfg.model.unet, count_params(student),
+                 cfg.model.downsampler, cfg.model.downsampler_preset, count_params(G), count_params(D_H),
+                 count_params(D_L), s.distill, s.denoise, s.hr_adv, s.lr_adv, s.sinsr_extra, s.gan_loss)
+
+        t_T = None
+        in_scale_T = float(diffusion.input_scale[-1])
+
+        def teacher_fn(x, tt, c):
+            return teacher(x, tt, c)
+
+        def aug(x: Tensor, g: torch.Generator) -> Tensor:
+            return diffaugment(x, generator=g) if s.diffaugment else x
+
+        def step_fn(step: int) -> dict:
+            nonlocal t_T
+            g = C.step_generator(cfg.run.seed, dev, "student", ctx.dist.rank, step)
+            if cache is not None:
+                idx = torch.tensor([i for i, _ in sampler.indices(step)])
+                hr = C.to_device(cache["hr"][idx], dev, fmt)
+                lr = C.to_device(cache["lr"][idx], dev, fmt)
+                eps = C.to_device(cache["eps"][idx], dev, fmt)
+                target = C.to_device(cache["target"][idx], dev, fmt)
+            else:
+                batch = source.batch(step)
+                hr = C.to_device(batch["hr"], dev, fmt)
+                lr = C.to_device(batch["lr"], dev, fmt)
+                eps = target = None
+            B = hr.shape[0]
+            t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
+            d_on = plan.reached("d_start", step) and (s.hr_adv or s.lr_adv)
+            adv_on = plan.reached("adv_start", step)
+            factor = C.lr_factor(step, o.warmup_steps, plan.total_steps, o.schedule, o.min_lr_frac)
+            C.set_lr(opt_s, o.lr * factor)
+            C.set_lr(opt_g, s.g_lr * factor)
+            out: dict[str, Tensor | float] = {}
+
+            # ---- student + downsampler step (D frozen) ----------------------------------------
+            set_requires_grad(D_H, False)
+            set_requires_grad(D_L, False)
+            with ctx.autocast():
+                with torch.no_grad():
+                    z0 = codec.encode(hr)
+                    zy = codec.encode_lr(lr)
+                if eps is None:
+                    eps = torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype)
+                x_T = diffusion.prior_sample(zy, eps)
+                if target is None and (s.distill or s.sinsr_extra):
+                    with torch.no_grad():
+                        target = diffusion.deterministic_loop(teacher_fn, zy, x_T, lr_cond=lr)
+                x0_hat = student(diffusion.scale_input(x_T, t_T), t_T, lr)
+                loss_s = x0_hat.new_zeros((), dtype=torch.float32)
+                if s.distill:                                                      # eq. 2
+                    l = mse(x0_hat, target)
+                    loss_s = loss_s + s.w_distill * l
+                    out["distill"] = l.detach()
+                if s.denoise:                                                      # eq. 7, ML.md 7.2
+                    t_n = t_T if s.denoise_t == "T" else torch.randint(0, T, (B,), generator=g, device=dev)
+                    n2 = torch.randn(z0.shape, generator=g, device=dev, dtype=z0.dtype)
+                    x_t = diffusion.q_sample(z0, zy, t_n, n2)
+                    l = mse(student(diffusion.scale_input(x_t, t_n), t_n, lr), z0)
+                    loss_s = loss_s + s.w_denoise * l
+                    out["denoise"] = l.detach()
+                if s.sinsr_extra:                                                  # ML.md 2.2 (4, 5)
+                    t0 = torch.zeros_like(t_T)
+                    l_inv = mse(student(target / in_scale_T, t0, lr), x_T)
+                    with torch.no_grad():
+                        xT_hat = student(z0 / in_scale_T, t0, lr)
+                    l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr), z0)
+                    loss_s = loss_s + s.w_inverse * l_inv + s.w_gt * l_gt
+                    out["inverse"], out["gt"] = l_inv.detach(), l_gt.detach()
+                hr_hat = codec.decode(x0_hat) if (s.hr_adv and d_on) else None
+                if s.hr_adv and adv_on:                                            # eq. 4
+                    l = g_adv_loss(D_H(aug(hr_hat, g)), s.gan_loss)
+                    loss_s = loss_s + s.w_hr_adv * l
+                    out["adv_hr"] = l.detach()
+                y_hat = None
+                loss_g_own = None
+                if s.lr_adv:
+                    eps_p = s.noise_prime_std * torch.randn(x0_hat.shape, generator=g, device=dev,
+                                                            dtype=x0_hat.dtype)
+                    y_hat = G(x0_hat, eps_p)
+                    loss_g_own = s.w_ds_denoise * mse(y_hat, lr)                   # eq. 8 L_denoise
+                    out["ds_mse"] = loss_g_own.detach() / max(s.w_ds_denoise, 1e-12)
+                    if adv_on:                                                     # eq. 6 -> eq. 7 and 8
+                        l = g_adv_loss(D_L(aug(y_hat, g)), s.gan_loss)
+                        loss_s = loss_s + s.w_lr_adv * l
+                        out["adv_lr"] = l.detach()
+
+            opt_s.zero_grad(set_to_none=True)
+            opt_g.zero_grad(set_to_none=True)
+            g_params = [p for p in G.parameters() if p.requires_grad]
+            if loss_g_own is not None:
+                # G's own reconstruction term: only G's weights receive it (eq. 8, not eq. 7).
+                torch.autograd.backward(loss_g_own, inputs=g_params, retain_graph=True)
+            if loss_s.requires_grad:
+                loss_s.backward()          # student gets eq. 7; G gets w_l * L_L^G of eq. 8
+            C.allreduce_grads(student.parameters(), ctx.dist)
+            out["grad_norm"] = C.clip_grads(student.parameters(), o.grad_clip)
+            opt_s.step()
+            ema.update(student)
+            if s.lr_adv:
+                C.allreduce_grads(G.parameters(), ctx.dist)
+                C.clip_grads(G.parameters(), o.grad_clip)
+                opt_g.step()
+            out["student"] = loss_s.detach()
+
+            # ---- discriminator step on detached fakes (+ lazy R1 on reals) --------------------
+            if d_on:
+                r1_now = s.r1_gamma > 0 and step % s.r1_every == 0
+                pairs = []
+                if s.hr_adv:
+                    pairs.append(("hr", D_H, opt_dh, hr, hr_hat))
+                if s.lr_adv:
+                    pairs.append(("lr", D_L, opt_dl, lr, y_hat))
+                for name, D, opt_d, real, fake in pairs:
+                    set_requires_grad(D, True)
+                    real_in = real.detach().requires_grad_(r1_now)
+                    with ctx.autocast():
+                        logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
+                        lr_real, lr_fake = logits[:B], logits[B:]
+                        loss_d = d_adv_loss(lr_real, lr_fake, s.gan_loss)
+                    if r1_now:
+                        grad, = torch.autograd.grad(lr_real.float().sum(), real_in, create_graph=True)
+                        r1 = grad.float().square().sum(dim=[1, 2, 3]).mean()
+                        loss_d = loss_d + 0.5 * s.r1_gamma * s.r1_every * r1
+                        out[f"r1_{name}"] = r1.detach()
+                    opt_d.zero_grad(set_to_none=True)
+                    loss_d.backward()
+                    C.allreduce_grads(D.parameters(), ctx.dist)
+                    opt_d.step()
+                    out[f"d_{name}"] = loss_d.detach()
+                    set_requires_grad(D, False)
+            out["lr"] = o.lr * factor
+            return out
+
+        def save_fn(step: int, snapshot: bool):
+            payload = C.model_payload(ctx, "student", step, codec, schedule,
+                                      {**models, "teacher": teacher}, {"student": ema}, optims, plan)
+            return C.save_checkpoint(ctx, payload, step, snapshot=snapshot)
+
+        @torch.no_grad()
+        def sample_fn(step: int) -> None:
+            hr, lr = prev_hr.to(dev), prev_lr.to(dev)
+            g = C.step_generator(cfg.run.seed, dev, "preview")
+            with ctx.autocast():
+                zy = codec.encode_lr(lr)
+                x_T = diffusion.prior_sample(zy, torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype))
+                tt = torch.full((zy.shape[0],), T - 1, dtype=torch.long, device=dev)
+                out = codec.decode(ema.module(diffusion.scale_input(x_T, tt), tt, lr)).float().clamp(-1, 1)
+            bic = C.upsample4(lr).clamp(-1, 1)
+            path = ctx.path("samples", f"student_{step:07d}.png")
+            C.write_preview(path, [[b, o_, h] for b, o_, h in zip(bic, out, hr)])
+            protocol.emit("sample", path=str(path), step=step, columns=["bicubic", "student-ema-1step", "hr"],
+                          psnr_y=round(C.psnr_y(out, hr), 3), psnr_y_bicubic=round(C.psnr_y(bic, hr), 3))
+
+        summary = C.train_loop(ctx, plan, start, step_fn, save_fn, sample_fn,
+                               extra_started={"params": count_params(student),
+                                              "losses_on": {k: getattr(s, k) for k in
+                                                            ("distill", "denoise", "hr_adv", "lr_adv",
+                                                             "sinsr_extra")}})
+        summary["checkpoint"] = str(ctx.path("checkpoints", "last.pt"))
+        protocol.emit("finished", **summary)
+        return summary
+    finally:
+        C.close_context(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# Teacher-target cache (ML.md 9): N (hr, lr, eps, target) tuples computed once, reused.
+
+
+@torch.no_grad()
+def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) -> dict:
+    cfg = ctx.cfg
+    n = int(cfg.student.cache_targets)
+    dev = ctx.device
+    path = ctx.run_dir / f"target_cache_rank{ctx.dist.rank}.pt"
+    key = {"n": n, "seed": cfg.run.seed, "hr_size": cfg.data.hr_size, "world": ctx.dist.world,
+           "degradation": cfg.data.degradation}
+    if path.is_file():
+        try:
+            cached = torch.load(path, map_location="cpu", weights_only=False)
+            if cached.get("key") == key:
+                log.info("teacher-target cache: reusing %s (%d targets)", path, n)
+                return cached
+        except Exception as e:  # noqa: BLE001 - a broken cache is simply rebuilt
+            log.warning("ignoring unreadable target cache %s: %s", path, e)
+    bs = max(1, cfg.data.batch_size)
+    sampler = C.StepSampler(len(dataset), bs, cfg.run.seed + 17, ctx.dist.rank, ctx.dist.world)
+    parts: dict[str, list[Tensor]] = {"hr": [], "lr": [], "eps": [], "target": []}
+    done = 0
+    k = 0
+    while done < n:
+        batch = C.collate([C.fetch_item(dataset, i, e) for i, e in sampler.indices(k)])
+        hr, lr = batch["hr"][: n - done], batch["lr"][: n - done]
+        hr_d, lr_d = hr.to(dev), lr.to(dev)
+        g = C.step_generator(cfg.run.seed, dev, "cache", ctx.dist.rank, k)
+        with ctx.autocast():
+            zy = codec.encode_lr(lr_d)
+            eps = torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype)
+            target = diffusion.deterministic_loop(lambda x, tt, c: teacher(x, tt, c), zy,
+                                                  diffusion.prior_sample(zy, eps), lr_cond=lr_d)
+        parts["hr"].append(hr)
+        parts["lr"].append(lr)
+        parts["eps"].append(eps.float().cpu())
+        parts["target"].append(target.float().cpu())
+        done += hr.shape[0]
+        k += 1
+        if k % 10 == 0 or done >= n:
+            protocol.emit("progress", step=0, phase="cache", done=done, total=n)
+    cache = {k_: torch.cat(v) for k_, v in parts.items()}
+    cache["key"] = key
+    if ctx.is_main or ctx.dist.world > 1:
+        C.atomic_save(cache, path)
+    log.info("teacher-target cache: %d targets in %s", n, path)
+    return cache
