@@ -96,6 +96,13 @@ class LearnedCodec(Codec):
     def decode(self, z: Tensor) -> Tensor:
         return self.ae.decode(z / self.scale)
 
+    def forward(self, img: Tensor, latent_noise: float = 0.0,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Training pass of the autoencoder -> (reconstruction, raw latent), bypassing `scale`
+        (see nets.autoencoder.autoencoder_loss)."""
+        self._check(img)
+        return self.ae(img, latent_noise=latent_noise, generator=generator)
+
     @torch.no_grad()
     def calibrate(self, images: Tensor) -> float:
         """Set scale = 1/std of the raw latents of a batch of images; returns the new scale."""

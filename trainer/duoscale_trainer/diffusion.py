@@ -83,11 +83,29 @@ class Schedule:
         return cls(**{k: d[k] for k in ("T", "kappa", "p", "sqrt_eta_1", "sqrt_eta_T") if k in d})
 
 
-def _coef(arr: Tensor, t: Tensor, x: Tensor) -> Tensor:
+_DEVICE_TABLES: dict = {}
+
+
+def _on(arr: Tensor, device) -> Tensor:
+    """arr (a CPU float64 table) on `device`, cached so GPU steps do not re-upload it."""
+    device = torch.device(device)
+    if arr.device == device:
+        return arr
+    key = (id(arr), str(device))
+    hit = _DEVICE_TABLES.get(key)
+    if hit is None or hit[0] is not arr:
+        hit = (arr, arr.to(device))
+        _DEVICE_TABLES[key] = hit
+    return hit[1]
+
+
+def _coef(arr: Tensor, t, x: Tensor) -> Tensor:
     """arr[t] shaped B x 1 x 1 x ... to broadcast against x, in x's dtype/device."""
     if not torch.is_tensor(t):
-        t = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
-    v = arr.to(device=t.device)[t.long()].to(dtype=x.dtype, device=x.device)
+        return torch.full((x.shape[0],) + (1,) * (x.dim() - 1), float(arr[int(t)]), dtype=x.dtype, device=x.device)
+    v = _on(arr, t.device)[t.long().reshape(-1)].to(dtype=x.dtype, device=x.device)
+    if v.shape[0] == 1 and x.shape[0] != 1:
+        v = v.expand(x.shape[0])
     return v.reshape(-1, *([1] * (x.dim() - 1)))
 
 

@@ -15,3 +15,13 @@ def _seed():
     np.random.seed(0)
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """For modules of tiny tensors: one intra-op thread is as fast when idle and avoids the
+    thread hand-off stalls seen when the 2 cores are shared (e.g. suites running in parallel)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -5,6 +5,8 @@ from duoscale_trainer.codec import (LearnedCodec, S2DCodec, build_codec, codec_f
                                     upsample4)
 from duoscale_trainer.nets.autoencoder import autoencoder_loss
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 TINY_AE = dict(latent_channels=8, channels=(8, 16, 16))
 
 

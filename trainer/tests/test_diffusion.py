@@ -5,6 +5,8 @@ import torch
 
 from duoscale_trainer.diffusion import ResShift, Schedule
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 T = 15
 
 

@@ -8,6 +8,8 @@ from duoscale_trainer import nets
 from duoscale_trainer.nets import (ConvDownsampler, DiffusionDownsampler, ResUNet, build_discriminator,
                                    build_downsampler, build_unet, count_params, diffaugment)
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def randomise_zero_init(m: torch.nn.Module, seed: int = 0) -> None:
     """ResBlocks start with a zero conv (output independent of t); perturb so t/cond matter."""
@@ -121,11 +123,13 @@ def test_discriminator_spectral_norm():
     convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
     assert len(convs) == 4 * 2 + 4 * 3
     assert all(parametrize.is_parametrized(m, "weight") for m in convs)
-    # after some power iterations in train mode every conv's reshaped weight has sigma_max ~ 1
-    x = torch.randn(2, 3, 16, 16)
+    # after some power iterations (each weight access in train mode runs one) every conv's
+    # reshaped weight has sigma_max ~ 1
     with torch.no_grad():
-        for _ in range(30):
-            d(x)
+        d(torch.randn(2, 3, 16, 16))
+        for m in convs:
+            for _ in range(30):
+                m.weight
     d.eval()
     for m in convs:
         sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2).item()

@@ -48,8 +48,17 @@ class Autoencoder(nn.Module):
     def decode(self, z: Tensor) -> Tensor:
         return self.dec(z)
 
-    def forward(self, img: Tensor) -> Tensor:
-        return self.decode(self.encode(img))
+    def forward(self, img: Tensor, latent_noise: float = 0.0,
+                generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Training pass -> (reconstruction, latent). latent_noise > 0 perturbs the latent by
+        N(0, (latent_noise * std(z))^2) before decoding, so the decoder tolerates imperfect latents.
+        Go through forward (not encode/decode) when the module is wrapped in DDP."""
+        z = self.encode(img)
+        zin = z
+        if latent_noise > 0:
+            n = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+            zin = z + latent_noise * z.detach().std() * n
+        return self.decode(zin), z
 
 
 def _grads(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -62,15 +71,10 @@ def autoencoder_loss(model, img: Tensor, grad_weight: float = 0.5, latent_weight
     the latent (keeps its scale bounded for the diffusion). latent_noise > 0 adds Gaussian noise
     (relative to the latent std) before decoding, so the decoder tolerates imperfect latents.
 
-    model: an Autoencoder or a LearnedCodec (anything with encode/decode). img in [-1, 1].
+    model: an Autoencoder or a LearnedCodec, possibly wrapped in DistributedDataParallel (it is
+    called through forward, so DDP's gradient hooks fire). img in [-1, 1], H, W multiples of 4.
     Returns (loss, parts) with parts = {"l1", "grad", "latent", "psnr"} as floats."""
-    ae = getattr(model, "ae", model)
-    z = ae.encode(img)
-    zin = z
-    if latent_noise > 0:
-        n = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-        zin = z + latent_noise * z.detach().std() * n
-    rec = ae.decode(zin)
+    rec, z = model(img, latent_noise=latent_noise, generator=generator)
     l1 = (rec - img).abs().mean()
     (rx, ry), (ix, iy) = _grads(rec), _grads(img)
     grad = 0.5 * ((rx - ix).abs().mean() + (ry - iy).abs().mean())
