@@ -55,8 +55,11 @@ export class TrainerBridge {
 
   /** The command line a request becomes (also what a user can type in a terminal). */
   argv(req: TrainingRequest, runDir: string): string[] {
+    // The trainer has no `finetune` command: fine-tuning is `student` started from a checkpoint
+    // (the UI passes `--init CKPT` and, for faces, `--faces` in extraArgs).
+    const command = req.command === 'finetune' ? 'student' : req.command;
     return [
-      '-m', this.module, req.command,
+      '-m', this.module, command,
       '--data', req.dataDir,
       '--out', runDir,
       '--minutes', String(req.minutes),
