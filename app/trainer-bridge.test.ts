@@ -76,7 +76,7 @@ test('protocol-speaking stand-in: a run to completion becomes events and a done 
   assert.equal(run.state, 'running');
   const final = await b.wait(run.id);
   assert.equal(final?.state, 'done');
-  const kinds = events.filter((e) => e.type === 'training').map((e) => (e as { event: { event: string } }).event.event);
+  const kinds = events.filter((e) => e.type === 'training').map((e) => (e as unknown as { event: { event: string } }).event.event);
   assert.deepEqual(kinds, ['spawned', 'started', 'progress', 'progress', 'progress', 'exported', 'finished', 'exit']);
   const started = events.find((e) => e.type === 'training' && e.event.event === 'started') as Extract<DuoscaleEvent, { type: 'training' }>;
   assert.deepEqual(started.event.argv, ['student', '--data', data, '--out', run.runDir, '--minutes', '1', '--preset', 'test', '--steps', '3']);
@@ -101,7 +101,7 @@ test('protocol-speaking stand-in: stop sends SIGTERM, the run checkpoints and is
   });
   const stopped = await b.stop(run.id);
   assert.equal(stopped.state, 'cancelled');
-  const kinds = events.map((e) => (e as { event: { event: string } }).event.event);
+  const kinds = events.map((e) => (e as unknown as { event: { event: string } }).event.event);
   assert.deepEqual(kinds.slice(-3), ['checkpoint', 'finished', 'exit'], 'stopped cleanly at a step boundary after a checkpoint');
   assert.equal(catalog.getTrainingRun(run.id)?.state, 'cancelled');
 });
