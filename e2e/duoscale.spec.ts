@@ -135,6 +135,19 @@ test('cancel a batch in the middle', async ({ app, page, work }) => {
 
   await app.startBatch([dir], out);
   await expect(app.job().locator('[data-testid=job-item][data-state=done]').first()).toBeVisible({ timeout: 60_000 });
+
+  // Pause: the job holds still (the photo in progress may finish, nothing after it starts).
+  await app.job().getByTestId('pause').click();
+  await app.waitForJobState('paused');
+  const doneAtPause = await app.job().locator('[data-testid=job-item][data-state=done]').count();
+  await page.waitForTimeout(1200);
+  const doneWhilePaused = await app.job().locator('[data-testid=job-item][data-state=done]').count();
+  expect(doneWhilePaused - doneAtPause).toBeLessThanOrEqual(1);
+  await expect(app.job()).toHaveAttribute('data-state', 'paused');
+  await app.screenshot('batch-paused');
+  await app.job().getByTestId('resume').click();
+  await app.waitForJobState(/running|queued/);
+
   await app.job().getByTestId('cancel').click();
   await page.getByTestId('confirm-ok').click();
   await app.waitForJobState('cancelled');
@@ -172,6 +185,17 @@ test('restart the server and find the catalog intact', async ({ app, page, work,
     await page.getByTestId('library-card').first().dblclick();
     await expect(page.getByTestId('view-compare')).toBeVisible();
     await expect.poll(() => page.getByTestId('compare-img-b').evaluate((img: HTMLImageElement) => img.naturalWidth)).toBe(384);
+
+    // Delete one result: its output goes, the original stays.
+    await page.keyboard.press('Escape');
+    const out = path.join(work, 'out');
+    expect(filesIn(out)).toHaveLength(2);
+    await page.getByTestId('library-card').first().click();
+    await page.getByTestId('delete-result').click();
+    await page.getByTestId('confirm-ok').click();
+    await expect(page.getByTestId('library-card')).toHaveCount(1);
+    expect(filesIn(out)).toHaveLength(1);
+    expect(filesIn(dir)).toHaveLength(2);
   } finally {
     await again.stop();
   }
@@ -182,7 +206,12 @@ test('a broken file in a batch shows its error while the others finish', async (
   await makeFolder(dir, 3, { width: 96, height: 64 });
   makeBroken(path.join(dir, 'photo-02b-broken.jpg'));
 
-  await app.startBatch([dir], path.join(work, 'out'));
+  // Added by drag and drop this time.
+  await app.go('batch');
+  await app.dropPaths([dir]);
+  await expect(page.getByTestId('batch-inputs')).toContainText(dir);
+  await page.getByTestId('batch-output').fill(path.join(work, 'out'));
+  await page.getByTestId('start-batch').click();
   await app.waitForJobState(/done|failed/);
   await expect(app.job().locator('[data-testid=job-item][data-state=done]')).toHaveCount(3);
   const failed = app.job().locator('[data-testid=job-item][data-state=failed]');

@@ -11,7 +11,8 @@ if (!chromium) {
 
 export default defineConfig({
   testDir: '.',
-  testMatch: ['**/*.spec.ts'],
+  // *.spec.ts: the web-mode suite; electron.test.ts: the Electron launch test (skips itself without the binary).
+  testMatch: ['**/*.spec.ts', '**/electron.test.ts'],
   outputDir: '../test-results/e2e',
   // One at a time: each test runs a real inference server, and CI has two cores.
   workers: 1,

@@ -4,6 +4,7 @@
 import { expect, type Locator, type Page } from '@playwright/test';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { REPO } from './server.ts';
 
 export const SCREENS = path.join(REPO, 'test-results', 'screens');
@@ -43,6 +44,18 @@ export class DuoscaleApp {
     await this.page.getByTestId('batch-output').fill(outputDir);
     await this.page.getByTestId('start-batch').click();
     await expect(this.page.getByTestId('job').first()).toBeVisible();
+  }
+
+  /** Drops paths on the Batch drop zone the way a file manager does (text/uri-list of file:// URLs). */
+  async dropPaths(paths: string[]): Promise<void> {
+    const uris = paths.map((p) => pathToFileURL(p).href).join('\r\n');
+    await this.page.getByTestId('dropzone').evaluate((el, list) => {
+      const dt = new DataTransfer();
+      dt.setData('text/uri-list', list);
+      el.dispatchEvent(new DragEvent('dragenter', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      el.dispatchEvent(new DragEvent('dragover', { dataTransfer: dt, bubbles: true, cancelable: true }));
+      el.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+    }, uris);
   }
 
   /** The newest job card in the queue. */

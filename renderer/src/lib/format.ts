@@ -43,7 +43,7 @@ export function dims(w: number | null | undefined, h: number | null | undefined)
 export function megapixels(w: number | null | undefined, h: number | null | undefined): string {
   if (!w || !h) return '';
   const mp = (w * h) / 1e6;
-  return `${mp < 10 ? mp.toFixed(1) : Math.round(mp)} MP`;
+  return `${mp < 0.1 ? mp.toFixed(2) : mp < 10 ? mp.toFixed(1) : Math.round(mp)} MP`;
 }
 
 export function count(n: number): string {
