@@ -157,12 +157,12 @@ def load_learned_codec(path: str | os.PathLike) -> LearnedCodec:
     cfg = ck["codec"]
     if cfg.get("kind") != "learned":
         raise ValueError(f"{p} holds a '{cfg.get('kind')}' codec, expected 'learned'")
-    if "state_dict" in ck:
-        sd = ck["state_dict"]
-    elif "models" in ck and "autoencoder" in ck["models"]:
-        sd = (ck.get("ema") or {}).get("autoencoder") or ck["models"]["autoencoder"]
-    else:
-        raise ValueError(f"{p} has no autoencoder weights ('state_dict' or models.autoencoder)")
+    # preference: the exact state written with this config (LearnedCodec.save / codec_state of a
+    # training checkpoint, = the EMA weights), then EMA, then raw training weights
+    sd = ck.get("state_dict") or ck.get("codec_state") or (ck.get("ema") or {}).get("autoencoder") \
+        or (ck.get("models") or {}).get("autoencoder")
+    if not sd:
+        raise ValueError(f"{p} has no autoencoder weights (state_dict, codec_state, ema or models.autoencoder)")
     return _learned_from_config(cfg, sd, str(p))
 
 

@@ -117,6 +117,11 @@ def test_learned_codec_from_training_checkpoint(tmp_path):
     img = rand_img(1, 8, 8)
     assert torch.equal(d.encode(img), c.encode(img))
     assert codec_from_config(d.config()).latent_channels == 8  # config carries the path
+    # a checkpoint's codec_state (the EMA codec matching "codec") wins over the raw training weights
+    other = LearnedCodec(**TINY_AE)
+    ck["codec_state"] = other.state_dict()
+    torch.save(ck, tmp_path / "last.pt")
+    assert torch.equal(load_learned_codec(tmp_path / "last.pt").encode(img), other.encode(img))
 
 
 def test_learned_codec_bad_files(tmp_path):

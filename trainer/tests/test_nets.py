@@ -103,6 +103,17 @@ def test_downsampler_shapes(kind, cls, latent_ch, hw):
     assert x0.grad is not None and x0.grad.abs().sum() > 0
 
 
+def test_downsampler_and_discriminator_config_round_trip():
+    for kind in ("diffusion", "conv"):
+        g = build_downsampler(kind, "tiny", latent_ch=16)
+        h = nets.downsampler_from_config(g.config())
+        h.load_state_dict(g.state_dict())
+        x0 = torch.randn(1, 16, 4, 4)
+        assert torch.equal(h(x0, x0), g(x0, x0))
+    d = build_discriminator("lr", "tiny")
+    assert nets.Discriminator(**d.config()).config() == d.config()
+
+
 def test_noise_like_std():
     n = nets.noise_like(torch.zeros(64, 48, 8, 8), kappa=2.0, generator=torch.Generator().manual_seed(0))
     assert n.std().item() == pytest.approx(2.0, rel=0.02)

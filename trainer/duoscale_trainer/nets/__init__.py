@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from .autoencoder import Autoencoder, autoencoder_loss
 from .discriminator import DISC_PRESETS, Discriminator, build_discriminator, diffaugment
-from .downsampler import CONV_PRESETS, ConvDownsampler, DiffusionDownsampler, build_downsampler, noise_like
+from .downsampler import (CONV_PRESETS, ConvDownsampler, DiffusionDownsampler, build_downsampler,
+                          downsampler_from_config, noise_like)
 from .unet import PRESETS, ResUNet, build_unet, count_params, unet_from_config
 
 __all__ = [
     "Autoencoder", "autoencoder_loss", "DISC_PRESETS", "Discriminator", "build_discriminator", "diffaugment",
-    "CONV_PRESETS", "ConvDownsampler", "DiffusionDownsampler", "build_downsampler", "noise_like",
+    "CONV_PRESETS", "ConvDownsampler", "DiffusionDownsampler", "build_downsampler", "downsampler_from_config",
+    "noise_like",
     "PRESETS", "ResUNet", "build_unet", "count_params", "unet_from_config", "describe",
 ]
 

@@ -55,10 +55,14 @@ class Discriminator(nn.Module):
     def __init__(self, in_ch: int = 3, channels: tuple[int, ...] = (32, 64, 128, 256), head_ch: int = 64):
         super().__init__()
         self.channels = tuple(int(c) for c in channels)
+        self._cfg = {"in_ch": int(in_ch), "channels": list(self.channels), "head_ch": int(head_ch)}
         self.pad_multiple = 2 ** len(self.channels)
         chs = (in_ch,) + self.channels
         self.stages = nn.ModuleList([Stage(chs[i], chs[i + 1]) for i in range(len(self.channels))])
         self.heads = nn.ModuleList([Head(c, min(head_ch, c)) for c in self.channels])
+
+    def config(self) -> dict:
+        return dict(self._cfg)
 
     def forward(self, img: Tensor) -> Tensor:
         h = img

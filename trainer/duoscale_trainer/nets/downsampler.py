@@ -22,9 +22,16 @@ class DiffusionDownsampler(nn.Module):
     def __init__(self, latent_ch: int = 48, out_ch: int = 3, t_index: int = 14, **unet_kwargs):
         super().__init__()
         self.latent_ch = int(latent_ch)
+        self.t_index = int(t_index)
         self.unet = ResUNet(in_ch=2 * self.latent_ch, out_ch=out_ch, cond_ch=0, **unet_kwargs)
         self.pad_multiple = self.unet.pad_multiple
-        self.register_buffer("t", torch.tensor([int(t_index)], dtype=torch.long), persistent=False)
+        self.register_buffer("t", torch.tensor([self.t_index], dtype=torch.long), persistent=False)
+
+    def config(self) -> dict:
+        u = self.unet.config()
+        for k in ("in_ch", "cond_ch"):
+            u.pop(k)
+        return {"kind": "diffusion", "latent_ch": self.latent_ch, "t_index": self.t_index, **u}
 
     def forward(self, x0_latent: Tensor, noise: Tensor) -> Tensor:
         return self.unet(torch.cat([x0_latent, noise], dim=1), self.t.expand(x0_latent.shape[0]))
@@ -35,9 +42,14 @@ class ConvDownsampler(nn.Module):
         super().__init__()
         self.latent_ch = int(latent_ch)
         self.pad_multiple = 1
+        self._cfg = {"kind": "conv", "latent_ch": self.latent_ch, "out_ch": int(out_ch), "channels": int(channels),
+                     "num_blocks": int(num_blocks)}
         self.conv_in = nn.Conv2d(2 * self.latent_ch, channels, 3, padding=1)
         self.blocks = nn.ModuleList([ResBlock(channels, channels) for _ in range(num_blocks)])
         self.out = nn.Sequential(Norm(channels), nn.SiLU(), nn.Conv2d(channels, out_ch, 3, padding=1))
+
+    def config(self) -> dict:
+        return dict(self._cfg)
 
     def forward(self, x0_latent: Tensor, noise: Tensor) -> Tensor:
         h = self.conv_in(torch.cat([x0_latent, noise], dim=1))
@@ -64,6 +76,13 @@ def build_downsampler(kind: str = "diffusion", preset: str = "small", latent_ch:
             raise ValueError(f"unknown downsampler preset {preset!r}; choose one of {sorted(CONV_PRESETS)}")
         return ConvDownsampler(latent_ch=latent_ch, **{**CONV_PRESETS[preset], **overrides})
     raise ValueError(f"unknown downsampler kind {kind!r} (expected 'diffusion' or 'conv')")
+
+
+def downsampler_from_config(cfg: dict) -> nn.Module:
+    """Rebuild from .config() (as stored in checkpoints)."""
+    cfg = dict(cfg)
+    kind = cfg.pop("kind")
+    return DiffusionDownsampler(**cfg) if kind == "diffusion" else ConvDownsampler(**cfg)
 
 
 def noise_like(x: Tensor, kappa: float = 2.0, generator: torch.Generator | None = None) -> Tensor:
