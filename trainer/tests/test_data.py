@@ -213,6 +213,9 @@ def test_pair_dataset_deterministic_per_seed_index_epoch(photo_folder):
     assert moved >= 6
     b.set_epoch(1)
     assert all(torch.equal(a[i]["lr"], b[i]["lr"]) for i in range(8))
+    # stateless access used by the trainer's step sampler
+    b.set_epoch(0)
+    assert all(torch.equal(b.get(i, 1)["hr"], a[i]["hr"]) for i in range(8)) and b.epoch == 0
     c = PairDataset(photo_folder, hr_size=32, length=8, seed=6)
     assert sum(not torch.equal(a[i]["lr"], c[i]["lr"]) for i in range(8)) >= 6
 

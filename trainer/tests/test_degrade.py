@@ -104,9 +104,17 @@ def test_noise_models():
     g = dg.add_gaussian_noise(img, rng, 10.0, gray=True)
     assert np.array_equal(g[..., 0], g[..., 1])                      # gray noise: same on all channels
     assert (g - img).std() == pytest.approx(10 / 255, rel=0.15)
-    p = dg.add_poisson_noise(np.random.default_rng(1).random((64, 64, 3)).astype(np.float32),
-                             np.random.default_rng(2), 1.0, gray=False)
-    assert p.dtype == np.float32 and abs(float((p - np.clip(p, -1, 2)).mean())) < 1e-6
+    # Poisson: 256 distinct levels -> counts ~ Poisson(256 v); zero-mean noise whose variance grows
+    # with brightness (std ~ sqrt(v / 256))
+    src = (np.random.default_rng(1).integers(0, 256, (128, 128, 3)) / 255.0).astype(np.float32)
+    p = dg.add_poisson_noise(src, np.random.default_rng(2), 1.0, gray=False)
+    noise = p - src
+    assert p.dtype == np.float32 and abs(float(noise.mean())) < 2e-3
+    dark, bright = noise[src < 0.25].std(), noise[src > 0.75].std()
+    assert dark == pytest.approx(math.sqrt(0.125 / 256), rel=0.25)
+    assert bright / dark > 1.8
+    pg = dg.add_poisson_noise(src, np.random.default_rng(2), 1.0, gray=True)
+    assert np.allclose(pg - src, (pg - src)[..., :1], atol=1e-6)
 
 
 def test_jpeg_roundtrip_flat_image():

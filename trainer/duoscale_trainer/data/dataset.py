@@ -321,9 +321,13 @@ class PairDataset(Dataset):
         lr = make_lr(hr, self.degradation, deg_rng, self.scale, self.cfg)
         return hr, lr
 
-    def __getitem__(self, index: int) -> dict:
-        hr, lr = self.sample(index)
+    def get(self, index: int, epoch: int) -> dict:
+        """Item ``index`` of epoch ``epoch`` without touching ``self.epoch`` (stateless access)."""
+        hr, lr = self.sample(index, epoch)
         return {"hr": to_tensor(hr), "lr": to_tensor(lr)}
+
+    def __getitem__(self, index: int) -> dict:
+        return self.get(index, self.epoch)
 
 
 class FixedPairs(Dataset):

@@ -141,7 +141,8 @@ def anisotropic_kernel(size: int, sig_x: float, sig_y: float, theta: float, beta
 
 def _shape_beta(rng: np.random.Generator, rng_range: tuple[float, float]) -> float:
     """Shape exponent: when the range straddles 1, pick the sharper (< 1) or flatter (> 1) side with
-    equal odds, so both sides are sampled equally often whatever their lengths."""
+    equal odds, so both sides are sampled equally often whatever their lengths. (For the plateau
+    range [1, 2] BasicSR's version draws beta = 1 exactly half of the time; here it is U[1, 2].)"""
     lo, hi = rng_range
     if lo < 1.0 < hi:
         return rng.uniform(lo, 1.0) if rng.uniform() < 0.5 else rng.uniform(1.0, hi)
@@ -205,7 +206,8 @@ def add_poisson_noise(img: np.ndarray, rng: np.random.Generator, scale: float, g
     src = np.clip(img, 0.0, 1.0).astype(np.float64)
     if gray:
         src = (src @ np.array([0.299, 0.587, 0.114]))[..., None]
-    levels = len(np.unique(np.round(src * 255.0)))
+    src = np.round(src * 255.0) / 255.0                  # counted on 8-bit levels, as BasicSR does
+    levels = len(np.unique(src))
     levels = 2 ** math.ceil(math.log2(max(levels, 2)))
     counts = rng.poisson(src * levels)
     noise = (counts / levels - src) * scale
@@ -263,13 +265,16 @@ def _random_resize(img, rng, probs, rng_range, modes, base_hw, s_is_relative_to_
 
 
 def _noise(img, rng, p_gauss, sigma_range, poisson_range, p_gray):
+    """Gaussian (p_gauss) or Poisson noise, colour or gray (p_gray), then clamp to [0, 1]."""
     if rng.uniform() < p_gauss:
         sigma = rng.uniform(*sigma_range)
         gray = rng.uniform() < p_gray
-        return add_gaussian_noise(img, rng, sigma, gray)
-    sc = rng.uniform(*poisson_range)
-    gray = rng.uniform() < p_gray
-    return add_poisson_noise(img, rng, sc, gray)
+        out = add_gaussian_noise(img, rng, sigma, gray)
+    else:
+        sc = rng.uniform(*poisson_range)
+        gray = rng.uniform() < p_gray
+        out = add_poisson_noise(img, rng, sc, gray)
+    return np.clip(out, 0.0, 1.0)
 
 
 def degrade_realesrgan(hr: np.ndarray, rng: np.random.Generator, scale: int = 4,

@@ -218,37 +218,31 @@ class HaarCascade:
         return group_boxes(raw, min_neighbors)
 
 
-def _similar(a: Box, b: Box, eps: float = 0.2) -> bool:
-    delta = eps * (min(a[2], b[2]) + min(a[3], b[3])) * 0.5
-    return (abs(a[0] - b[0]) <= delta and abs(a[1] - b[1]) <= delta
-            and abs(a[0] + a[2] - b[0] - b[2]) <= delta and abs(a[1] + a[3] - b[1] - b[3]) <= delta)
-
-
 def group_boxes(boxes: list[Box], min_neighbors: int, eps: float = 0.2) -> list[tuple[Box, int]]:
-    """Cluster near-identical hits (union-find on a corner-distance test), average each cluster, keep
-    clusters with more than ``min_neighbors`` members, then drop clusters nested in a stronger one."""
+    """Cluster near-identical hits (connected components of a corner-distance test), average each
+    cluster, keep clusters with more than ``min_neighbors`` members, then drop clusters nested in a
+    stronger one."""
     n = len(boxes)
-    parent = list(range(n))
-
-    def find(i):
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(n):
-        for j in range(i + 1, n):
-            if _similar(boxes[i], boxes[j], eps):
-                parent[find(i)] = find(j)
-    clusters: dict[int, list[Box]] = {}
-    for i in range(n):
-        clusters.setdefault(find(i), []).append(boxes[i])
+    if n == 0:
+        return []
+    b = np.asarray(boxes, dtype=np.float64)
+    x0, y0, x1, y1 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    delta = eps * (np.minimum(b[:, None, 2], b[None, :, 2]) + np.minimum(b[:, None, 3], b[None, :, 3])) * 0.5
+    near = ((np.abs(x0[:, None] - x0[None]) <= delta) & (np.abs(y0[:, None] - y0[None]) <= delta)
+            & (np.abs(x1[:, None] - x1[None]) <= delta) & (np.abs(y1[:, None] - y1[None]) <= delta))
+    label = np.arange(n)
+    while True:                                   # propagate the smallest label through neighbours
+        new = np.where(near, label[None, :], n).min(axis=1)
+        new = np.minimum(new, label)
+        if np.array_equal(new, label):
+            break
+        label = new
     merged = []
-    for members in clusters.values():
+    for lab in np.unique(label):
+        members = b[label == lab]
         if len(members) <= min_neighbors:
             continue
-        arr = np.array(members, dtype=np.float64).mean(axis=0)
-        merged.append((tuple(int(round(v)) for v in arr), len(members)))
+        merged.append((tuple(int(round(v)) for v in members.mean(axis=0)), len(members)))
     merged.sort(key=lambda t: (-t[1], -t[0][2]))
     kept: list[tuple[Box, int]] = []
     for box, cnt in merged:
@@ -307,14 +301,17 @@ def find_eyes(img_rgb: np.ndarray, box: Box) -> list[tuple[float, float]]:
     f = 160.0 / max(w, 1)
     best: dict[int, tuple[float, float, int]] = {}
     cascade = load_cascade(EYE_CASCADE)
+    band0, band1 = int(0.08 * h), int(0.68 * h)               # rows of the face box searched
     for version in (hood, eq):
-        face = np.ascontiguousarray(version[max(0, fy0):fy0 + h, max(0, fx0):fx0 + w])
+        if len(best) == 2:
+            break                                   # both eyes found on the raw version
+        face = np.ascontiguousarray(version[max(0, fy0 + band0):fy0 + band1, max(0, fx0):fx0 + w])
         if face.size == 0:
             continue
         size = (max(1, int(round(face.shape[1] * f))), max(1, int(round(face.shape[0] * f))))
         face = cv2.resize(face, size, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_LINEAR)
         for (ex, ey, ew, eh), cnt in cascade.detect(face, 1.1, 1, min_size=19, max_size=72):
-            cx, cy = (ex + ew / 2) / f, (ey + eh / 2) / f          # in face-box pixels
+            cx, cy = (ex + ew / 2) / f, (ey + eh / 2) / f + band0  # in face-box pixels
             if not (0.15 * h <= cy <= 0.6 * h and 0.12 * w <= cx <= 0.88 * w):
                 continue
             side = 0 if cx < w / 2 else 1
@@ -337,7 +334,9 @@ def detect_faces(img_rgb: np.ndarray, min_size: int = 24, min_neighbors: int = 3
         raise ValueError(f"expected an image array, got shape {img_rgb.shape}")
     gray = _gray(img_rgb)
     h, w = gray.shape
-    f = min(1.0, max_side / max(h, w))
+    # scan a reduced copy: long side <= max_side, and the smallest wanted face about 40 px (2x the
+    # 20 px cascade window) -- big minimum sizes make the scan much cheaper
+    f = min(1.0, max_side / max(h, w), 40.0 / max(min_size, 1))
     if f < 1.0:
         gray = cv2.resize(gray, (int(round(w * f)), int(round(h * f))), interpolation=cv2.INTER_AREA)
     found = load_cascade(FACE_CASCADE).detect(gray, 1.1, min_neighbors, min_size=max(20, int(min_size * f)))
@@ -423,7 +422,9 @@ def extract_faces(folder, out_folder, size: int = 256, margin: float = 1.6, min_
             report["errors"].append(str(e))
             continue
         img8 = native if native.dtype == np.uint8 else np.round(native / 257.0).astype(np.uint8)
-        boxes = detect_faces(img8, min_neighbors=min_neighbors, require_eyes=True)
+        # faces down to half the usable size are detected (and reported as too small)
+        boxes = detect_faces(img8, min_size=max(24, min_face // 2), min_neighbors=min_neighbors,
+                             require_eyes=True)
         report["faces_found"] += len(boxes)
         kept_here = 0
         for k, box in enumerate(boxes):
