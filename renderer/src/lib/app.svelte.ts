@@ -7,6 +7,12 @@ import { basename } from './format.ts';
 import { setPathPrompt } from './transport.ts';
 
 export type View = 'library' | 'compare' | 'batch' | 'models' | 'settings';
+const VIEWS: readonly View[] = ['library', 'compare', 'batch', 'models', 'settings'];
+
+/** Events the Electron shell adds to the API's event stream (same shape as main/channels.ts). */
+type ShellEvent =
+  | { type: 'open-paths'; paths: string[]; source: 'drop' | 'menu' }
+  | { type: 'navigate'; view: string };
 
 export interface Toast {
   id: number;
@@ -47,6 +53,8 @@ export class AppState {
   /** Bumped on every catalog-changed event; views that show the catalog reload on it. */
   catalogVersion = $state(0);
   compare = $state.raw<CompareTarget | null>(null);
+  /** Files and folders waiting in the Batch form (kept across view switches; filled by drops and the app menu too). */
+  batchInputs = $state.raw<string[]>([]);
   toasts = $state.raw<Toast[]>([]);
   pathRequest = $state.raw<PathRequest | null>(null);
   confirmRequest = $state.raw<ConfirmRequest | null>(null);
@@ -66,7 +74,7 @@ export class AppState {
 
   async init(): Promise<void> {
     setPathPrompt((o) => this.askPaths({ ...o, title: this.#pickTitle }));
-    this.api.onEvent((e) => this.#onEvent(e));
+    this.api.onEvent((e) => this.#onEvent(e as DuoscaleEvent | ShellEvent));
     try {
       const [settings, models, jobs] = await Promise.all([
         this.api.settingsGet(), this.api.modelsList(), this.api.jobs(),
@@ -80,8 +88,23 @@ export class AppState {
     }
   }
 
-  #onEvent(e: DuoscaleEvent): void {
+  /** Adds paths to the Batch form, without duplicates. */
+  addBatchInputs(paths: string[]): void {
+    const next = [...this.batchInputs];
+    for (const p of paths) if (!next.includes(p)) next.push(p);
+    this.batchInputs = next;
+  }
+
+  #onEvent(e: DuoscaleEvent | ShellEvent): void {
     switch (e.type) {
+      case 'open-paths':
+        // Electron: files dropped on the window or opened from the menu (main/channels.ts ShellEvent).
+        this.addBatchInputs(e.paths);
+        this.view = 'batch';
+        break;
+      case 'navigate':
+        if (VIEWS.includes(e.view as View)) this.view = e.view as View;
+        break;
       case 'job': {
         this.#putJob(e.job);
         if (e.job.state !== 'running') this.#dropTiles(e.job.id);
