@@ -28,7 +28,7 @@ import type { IpcMainLike, MainContext, ShellDeps } from './ipc.ts';
 import { menuTemplate } from './menu.ts';
 import type { MenuActions } from './menu.ts';
 import { setupModels } from './models.ts';
-import { builtinModelsDir, userDataOverride } from './paths.ts';
+import { builtinModelsDir, rendererDir, userDataOverride } from './paths.ts';
 import { createAppHandler, createImageHandler, imageRefFromUrl } from './protocol.ts';
 import { isAppUrl, isExternalWebUrl, isTrustedSender, permissionAllowed, secureWebPreferences, windowCsp } from './security.ts';
 import type { SenderInfo } from './security.ts';
@@ -119,6 +119,8 @@ describe('security rules (main/security.ts)', () => {
     assert.equal(userDataOverride(['electron', '.'], {}), null);
     assert.equal(builtinModelsDir({ packaged: true, resourcesPath: '/opt/Duoscale/resources', appPath: '/x', env: {} }), '/opt/Duoscale/resources/models');
     assert.equal(builtinModelsDir({ packaged: false, resourcesPath: '/r', appPath: '/repo', env: {} }), '/repo/resources/models');
+    assert.equal(rendererDir({ packaged: true, resourcesPath: '/opt/Duoscale/resources', appPath: '/x/app.asar' }), '/opt/Duoscale/resources/renderer');
+    assert.equal(rendererDir({ packaged: false, resourcesPath: '/r', appPath: '/repo' }), '/repo/dist/renderer');
   });
 });
 

@@ -76,7 +76,10 @@ async function main(): Promise<void> {
     trainer: fs.existsSync(path.join(trainerDir, 'duoscale_trainer')) ? { trainerDir } : {},
   });
 
-  protocol.handle(APP_SCHEME, createAppHandler(rendererDir(app.getAppPath())));
+  protocol.handle(
+    APP_SCHEME,
+    createAppHandler(rendererDir({ packaged: app.isPackaged, resourcesPath: process.resourcesPath, appPath: app.getAppPath() })),
+  );
   protocol.handle(IMG_SCHEME, createImageHandler(service));
 
   const windows = new Set<BrowserWindow>();

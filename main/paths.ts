@@ -27,7 +27,10 @@ export function builtinModelsDir(opts: { packaged: boolean; resourcesPath: strin
   return opts.packaged ? path.join(opts.resourcesPath, 'models') : path.join(opts.appPath, 'resources', 'models');
 }
 
-/** Folder of the built renderer: dist/renderer next to dist/main. */
-export function rendererDir(appPath: string): string {
-  return path.join(appPath, 'dist', 'renderer');
+/**
+ * Folder of the built renderer: `resources/renderer` in the packaged app (an extra resource,
+ * plain files outside the asar), `<app>/dist/renderer` when run from the repo.
+ */
+export function rendererDir(opts: { packaged: boolean; resourcesPath: string; appPath: string }): string {
+  return opts.packaged ? path.join(opts.resourcesPath, 'renderer') : path.join(opts.appPath, 'dist', 'renderer');
 }
