@@ -148,7 +148,8 @@ test('catalog list / show / export and models list / info', async () => {
   const models = await run(['models', 'list'], { home });
   assert.match(models.stdout, /^\* tiny-x4 +general/m);
   const info = await run(['models', 'info', 'tiny-x4'], { home });
-  assert.match(info.stdout, /74064 params/);
+  const manifest = JSON.parse(fs.readFileSync(path.join(FIXTURES, 'tiny-x4.json'), 'utf8'));
+  assert.match(info.stdout, new RegExp(`, ${manifest.params} params\\)`));
   const none = await run(['models', 'info', 'nope'], { home });
   assert.equal(none.code, 2);
   assert.match(none.stderr, /no model named "nope".*Installed models: tiny-x4/);
