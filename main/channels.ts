@@ -27,7 +27,8 @@ export type ShellEvent =
   | { type: 'open-paths'; paths: string[]; source: 'drop' | 'menu' }
   | { type: 'navigate'; view: ShellView };
 
-export type ShellView = 'library' | 'compare' | 'batch' | 'models' | 'training' | 'settings';
-export const SHELL_VIEWS: readonly ShellView[] = ['library', 'compare', 'batch', 'models', 'training', 'settings'];
+/** The renderer's views (renderer/src/lib/app.svelte.ts `View`). */
+export type ShellView = 'library' | 'compare' | 'batch' | 'models' | 'settings';
+export const SHELL_VIEWS: readonly ShellView[] = ['library', 'compare', 'batch', 'models', 'settings'];
 
 export type AnyEvent = DuoscaleEvent | ShellEvent;

@@ -17,13 +17,12 @@ const VIEWS: [ShellView, string][] = [
   ['compare', 'Compare'],
   ['batch', 'Batch'],
   ['models', 'Models'],
-  ['training', 'Training'],
   ['settings', 'Settings'],
 ];
 
 /**
  * Menu template. Shortcuts: Ctrl/Cmd+O open photos, Ctrl/Cmd+Shift+O open a folder,
- * Ctrl/Cmd+E export the catalog, Ctrl/Cmd+1..6 switch views, Ctrl/Cmd+, settings.
+ * Ctrl/Cmd+E export the catalog, Ctrl/Cmd+1..5 switch views, Ctrl/Cmd+, settings.
  * Reload and developer tools only when `dev` is true.
  */
 export function menuTemplate(actions: MenuActions, opts: { platform: NodeJS.Platform; dev: boolean }): MenuItemConstructorOptions[] {
