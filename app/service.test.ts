@@ -220,3 +220,37 @@ test('jobs() lists jobs newest first with their items', async () => {
   assert.ok(jobs.every((j, i) => i === 0 || j.createdAt <= jobs[i - 1].createdAt));
   assert.ok(jobs.every((j) => j.items.length === j.total));
 });
+
+test('output folder = input folder: earlier outputs are not taken as new photos', async () => {
+  const src = path.join(tmp, 'in7');
+  await makePhoto(path.join(src, 'a.png'), 24, 16, 7);
+  const first = await service.waitJob((await service.batch({ inputs: [src], outputDir: src })).id);
+  assert.equal(first.done, 1);
+  const second = await service.waitJob((await service.batch({ inputs: [src], outputDir: src })).id);
+  assert.equal(second.total, 1, 'a_x4_tiny-x4.png is not a new input');
+  assert.equal(second.skipped, 1);
+});
+
+test('closing the app mid-job leaves it resumable; autoResume on the next start finishes it', async () => {
+  const home = path.join(tmp, 'home-restart');
+  const src = path.join(tmp, 'in8');
+  await makePhoto(path.join(src, 'a.png'), 96, 64, 8);
+  await makePhoto(path.join(src, 'b.png'), 24, 16, 9);
+  const out = path.join(tmp, 'out8');
+  const s1 = await DuoscaleService.open({ home, builtinModels: FIXTURES });
+  const job = await s1.batch({ inputs: [src], outputDir: out, options: { tile: 16 } });
+  await new Promise<void>((resolve) => {
+    const off = s1.onEvent((e) => { if (e.type === 'tile') { off(); resolve(); } });
+  });
+  await s1.close();
+  assert.deepEqual(listFiles(out), []);
+  const s2 = await DuoscaleService.open({ home, builtinModels: FIXTURES, autoResume: true });
+  try {
+    const done = await s2.waitJob(job.id);
+    assert.equal(done.state, 'done');
+    assert.equal(done.done, 2);
+    assert.deepEqual(listFiles(out), ['a_x4_tiny-x4.png', 'b_x4_tiny-x4.png']);
+  } finally {
+    await s2.close();
+  }
+});

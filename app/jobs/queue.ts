@@ -140,6 +140,7 @@ export class JobQueue {
   private readonly runtimes = new Map<string, Runtime>();
   private readonly order: string[] = [];
   private loop: Promise<void> | null = null;
+  private closing = false;
 
   constructor(
     private readonly catalog: Catalog,
@@ -175,7 +176,10 @@ export class JobQueue {
         return this.resume(old.id);
       }
     }
-    const planned = planInputs(req.inputs, { recursive: !!req.recursive, outputDir });
+    const explicit = new Set(req.inputs.map((p) => path.resolve(p)));
+    // Files found in folders that are our own earlier outputs (output folder = input folder) are not photos to enhance.
+    const planned = planInputs(req.inputs, { recursive: !!req.recursive, outputDir })
+      .filter((p) => explicit.has(p.input) || !this.catalog.isKnownOutput(p.input));
     if (planned.length === 0) {
       throw new DuoscaleError('E_NOT_FOUND', 'no photos found (looked for .jpg .png .webp .tif .avif .heic files)', {
         file: req.inputs.join(', '), hint: req.recursive ? 'Check the folder' : 'Add --recursive to look in subfolders',
@@ -271,6 +275,7 @@ export class JobQueue {
 
   /** Aborts the running item (as a pause: it is redone on resume) and waits for the loop. */
   async shutdown(): Promise<void> {
+    this.closing = true;
     for (const [id, rt] of this.runtimes) {
       if (rt.controller) {
         rt.stop = 'pause';
@@ -417,7 +422,7 @@ export class JobQueue {
     rt.cur = null;
     if (stop === 'pause') {
       this.catalog.requeueItems(id);
-      this.catalog.setJobState(id, 'paused');
+      this.catalog.setJobState(id, 'paused', this.closing ? 'interrupted: the app closed while this job ran; resume it to finish' : null);
     } else if (stop === 'cancel') {
       this.catalog.cancelPendingItems(id);
       this.catalog.setJobState(id, 'cancelled');
