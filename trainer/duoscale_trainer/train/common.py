@@ -459,6 +459,7 @@ class RunContext:
     dist: DistInfo
     stop: StopFlag = field(default_factory=StopFlag)
     t_start: float = field(default_factory=time.time)
+    started_sent: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -712,6 +713,18 @@ def make_plan(cfg: Config, fractions: dict | None = None, spent_s: float = 0.0) 
 StepFn = Callable[[int], dict]
 
 
+def emit_started(ctx: RunContext, plan: Plan, start_step: int, extra: dict | None = None) -> None:
+    """The first protocol line of a run (once; trainers with a set-up phase send it early)."""
+    if ctx.started_sent:
+        return
+    ctx.started_sent = True
+    cfg = ctx.cfg
+    protocol.emit("started", command=cfg.command, run_dir=str(ctx.run_dir), preset=cfg.preset,
+                  step=start_step, total_steps=plan.total_steps, budget_s=plan.budget_s,
+                  device=str(ctx.device), world_size=ctx.dist.world, config=cfg.to_dict(),
+                  **(extra or {}))
+
+
 def train_loop(ctx: RunContext, plan: Plan, start_step: int, step_fn: StepFn,
                save_fn: Callable[[int, bool], Path | None], sample_fn: Callable[[int], None] | None,
                extra_started: dict | None = None) -> dict:
@@ -719,10 +732,7 @@ def train_loop(ctx: RunContext, plan: Plan, start_step: int, step_fn: StepFn,
     --minutes probe, and SIGTERM handling. Returns a summary for the `finished` event."""
     cfg = ctx.cfg
     ctx.stop.install()
-    protocol.emit("started", command=cfg.command, run_dir=str(ctx.run_dir), preset=cfg.preset,
-                  step=start_step, total_steps=plan.total_steps, budget_s=plan.budget_s,
-                  device=str(ctx.device), world_size=ctx.dist.world, config=cfg.to_dict(),
-                  **(extra_started or {}))
+    emit_started(ctx, plan, start_step, extra_started)
     step = start_step
     session_t0 = time.time()
     times: deque = deque(maxlen=64)

@@ -140,7 +140,11 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         dataset = C.build_train_dataset(cfg, ctx.run_dir)
         prev_hr, prev_lr = C.build_preview_pairs(cfg, dataset)
         cache = None
+        started_extra = {"params": count_params(student),
+                         "losses_on": {k: getattr(s, k) for k in
+                                       ("distill", "denoise", "hr_adv", "lr_adv", "sinsr_extra")}}
         if s.cache_targets > 0 and (s.distill or s.sinsr_extra):
+            C.emit_started(ctx, plan, start, started_extra)
             cache = build_target_cache(ctx, dataset, codec, teacher, diffusion)
             sampler = C.StepSampler(cache["hr"].shape[0], cfg.data.batch_size, cfg.run.seed + 1, 0, 1)
             source = None
@@ -303,11 +307,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             protocol.emit("sample", path=str(path), step=step, columns=["bicubic", "student-ema-1step", "hr"],
                           psnr_y=round(C.psnr_y(out, hr), 3), psnr_y_bicubic=round(C.psnr_y(bic, hr), 3))
 
-        summary = C.train_loop(ctx, plan, start, step_fn, save_fn, sample_fn,
-                               extra_started={"params": count_params(student),
-                                              "losses_on": {k: getattr(s, k) for k in
-                                                            ("distill", "denoise", "hr_adv", "lr_adv",
-                                                             "sinsr_extra")}})
+        summary = C.train_loop(ctx, plan, start, step_fn, save_fn, sample_fn, extra_started=started_extra)
         summary["checkpoint"] = str(ctx.path("checkpoints", "last.pt"))
         protocol.emit("finished", **summary)
         return summary

@@ -1,0 +1,129 @@
+"""Exact resume: N steps straight == N/2 steps + resume from the step-N/2 checkpoint + N/2 steps,
+bit for bit (torch.equal) for every network, EMA and optimiser state; teacher and student with
+the adversarial terms, R1 and the teacher-target cache active in the resumed half."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+# ---- helpers (kept in this file so each test module stands alone) ---------------------------
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from duoscale_trainer import cli, protocol
+
+
+def make_photos(folder: Path, n: int = 6, seed: int = 0) -> Path:
+    """Small textured RGB photos (PNG and JPEG) that give the nets something to learn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        h, w = 72 + 8 * (i % 3), 96
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = np.stack([np.sin(x / (3 + i)), np.cos(y / (4 + i)), np.sin((x + y) / (6 + i))], -1) * 0.5 + 0.5
+        img = (img * 200 + rng.integers(0, 55, (h, w, 3))).clip(0, 255).astype(np.uint8)
+        ext = "png" if i % 2 == 0 else "jpg"
+        Image.fromarray(img).save(folder / f"photo{i}.{ext}")
+    return folder
+
+
+def run_cli(argv: list[str]) -> tuple[int, list[dict]]:
+    """Run the CLI in-process; returns (exit code, protocol events)."""
+    buf = io.StringIO()
+    old = protocol._out
+    protocol._out = buf
+    try:
+        rc = cli.main([str(a) for a in argv])
+    finally:
+        protocol._out = old
+    events = [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+    return rc, events
+
+
+def losses_of(events: list[dict], key: str) -> list[float]:
+    return [e["losses"][key] for e in events if e["event"] == "progress" and key in e.get("losses", {})]
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return make_photos(tmp_path_factory.mktemp("photos"))
+
+
+def _tensors(obj, prefix=""):
+    """Flatten nested dicts/lists of a checkpoint into {path: tensor}."""
+    out = {}
+    if torch.is_tensor(obj):
+        out[prefix] = obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            out.update(_tensors(v, f"{prefix}/{k}"))
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            out.update(_tensors(v, f"{prefix}/{i}"))
+    return out
+
+
+def assert_same_state(a_path, b_path):
+    a = torch.load(a_path, map_location="cpu", weights_only=False)
+    b = torch.load(b_path, map_location="cpu", weights_only=False)
+    assert a["step"] == b["step"]
+    for section in ("models", "ema", "optim"):
+        ta, tb = _tensors(a[section]), _tensors(b[section])
+        assert ta.keys() == tb.keys()
+        diff = [k for k in ta if not torch.equal(ta[k], tb[k])]
+        assert not diff, f"{section} differs after resume: {diff[:5]}"
+    return a
+
+
+def _straight_and_resumed(kind, photos, tmp_path, extra):
+    common = ["--preset", "test", "--data", photos, "--set", "run.checkpoint_every=4",
+              "--set", "run.sample_every=100", *extra]
+    straight = tmp_path / "straight"
+    rc, ev = run_cli([kind, *common, "--out", straight, "--steps", 8])
+    assert rc == 0, ev[-1]
+    half = straight / "checkpoints" / "step_0000004.pt"
+    assert half.is_file()
+    resumed = tmp_path / "resumed"
+    rc, ev = run_cli([kind, *common, "--out", resumed, "--steps", 8, "--resume", half])
+    assert rc == 0, ev[-1]
+    assert ev[0]["event"] == "started" and ev[0]["step"] == 4
+    assert [e["step"] for e in ev if e["event"] == "progress" and "phase" not in e] == [5, 6, 7, 8]
+    return assert_same_state(straight / "checkpoints" / "last.pt", resumed / "checkpoints" / "last.pt")
+
+
+def test_teacher_resume_is_exact(photos, tmp_path):
+    ck = _straight_and_resumed("teacher", photos, tmp_path, [])
+    assert ck["kind"] == "teacher"
+
+
+def test_student_resume_is_exact_with_adversarial_terms(photos, tmp_path):
+    t_out = tmp_path / "teacher"
+    rc, _ = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", t_out, "--steps", 2])
+    assert rc == 0
+    ck = _straight_and_resumed("student", photos, tmp_path,
+                               ["--teacher", t_out / "checkpoints" / "last.pt", "--cache-targets", 8])
+    assert ck["kind"] == "student"
+    assert ck["plan"]["milestones"] == {"d_start": 1, "adv_start": 2}    # adversarial on in both halves
+    # the discriminators really trained (R1 fires at step 4, the first resumed step)
+    assert any(v.abs().sum() > 0 for v in _tensors(ck["optim"]["d_hr"]).values())
+
+
+def test_resume_auto_continues_the_run_folder(photos, tmp_path):
+    out = tmp_path / "run"
+    rc, _ = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", out, "--steps", 3])
+    assert rc == 0
+    rc, ev = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", out, "--steps", 5, "--resume"])
+    assert rc == 0 and ev[0]["step"] == 3 and ev[-1]["step"] == 5
+
+
+def test_resume_rejects_a_checkpoint_of_another_kind(photos, tmp_path):
+    out = tmp_path / "run"
+    rc, _ = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", out, "--steps", 1])
+    rc, ev = run_cli(["autoencoder", "--preset", "test", "--data", photos, "--out", tmp_path / "ae",
+                      "--resume", out / "checkpoints" / "last.pt"])
+    assert rc == 1 and "teacher" in ev[-1]["message"]
