@@ -174,8 +174,13 @@ function report(job: JobSummary, seconds: number, interrupted: boolean): number 
   if (cancelled) parts.push(`${cancelled} cancelled`);
   process.stderr.write(`${parts.join(', ')} in ${formatDuration(seconds)}.\n`);
   if (failed.length) {
-    process.stderr.write(`\nFailed (${failed.length}):\n`);
-    for (const f of failed) process.stderr.write(`  ${f.error ?? f.input}\n`);
+    const reasons = new Set(failed.map((f) => f.error ?? f.input));
+    if (reasons.size === 1 && failed.length > 1 && !failed[0].error?.includes(failed[0].input)) {
+      process.stderr.write(`\nFailed (${failed.length}): ${[...reasons][0]}\n`); // one cause for all (no model, output folder)
+    } else {
+      process.stderr.write(`\nFailed (${failed.length}):\n`);
+      for (const f of failed) process.stderr.write(`  ${f.error ?? f.input}\n`);
+    }
   }
   if (interrupted || job.state === 'cancelled') return 130;
   if (job.state === 'failed' && !failed.length) return 1;

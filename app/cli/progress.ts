@@ -45,7 +45,7 @@ export class ProgressView {
         : it.state === 'skipped' ? `skipped  ${it.input} (identical result exists: ${it.outputs.join(', ')}; --force redoes it)`
           : it.state === 'failed' ? `FAILED   ${it.error ?? it.input}`
             : `${it.state.padEnd(8)} ${it.input}`;
-      this.println(`${n}${what}`);
+      this.println(`${n}${what}`, false); // the bar is redrawn by the job event that follows
     }
   }
 
@@ -63,11 +63,11 @@ export class ProgressView {
     this.lineShown = true;
   }
 
-  println(line: string): void {
+  println(line: string, redraw = true): void {
     if (this.tty && this.lineShown) this.out.write('\r\x1b[2K');
     this.out.write(line + '\n');
     this.lineShown = false;
-    this.draw(true);
+    if (redraw) this.draw(true);
   }
 
   finish(): void {
