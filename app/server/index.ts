@@ -131,6 +131,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return sendError(res, new HttpError(405, `${req.method} is not allowed here.`, 'METHOD_NOT_ALLOWED'));
     }
     const file = await resolveStatic(staticDir, rawPath);
+    if (!file && rawPath === '/favicon.ico') {
+      // Browsers ask for it on their own; an empty answer keeps the console free of a 404.
+      res.writeHead(204, securityHeaders());
+      res.end();
+      return;
+    }
     if (!file) {
       const built = await fs.stat(staticDir).then((s) => s.isDirectory(), () => false);
       const message = built ? 'Not found.' : `The renderer is not built (${staticDir} is missing): run "npm run build:renderer".`;

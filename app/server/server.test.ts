@@ -242,6 +242,7 @@ describe('startServer() with the real DuoscaleService', () => {
     assert.equal(route.status, 200);
     assert.match(route.text, /<title>Duoscale/);
     assert.equal((await request(server.port, { path: '/assets/missing.js' })).status, 404);
+    assert.equal((await request(server.port, { path: '/favicon.ico' })).status, 204);
   });
 
   it('never serves files outside the static folder (traversal, encoded, backslash, symlink)', async () => {
