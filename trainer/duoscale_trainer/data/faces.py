@@ -54,6 +54,7 @@ class _Stage:
     table: np.ndarray = None     # [n_weak, 2**max_nodes] leaf value for each pattern of node tests
     bit_weights: np.ndarray = None
     table_row: np.ndarray = None
+    threshold32: np.ndarray = None
 
     def __post_init__(self):
         n_weak, mn = self.node_feature.shape
@@ -68,7 +69,8 @@ class _Stage:
                         self.table[k, pat] = self.leaves[k, -nxt]
                         break
                     node = nxt
-        self.table_row = np.arange(n_weak, dtype=np.int64) * (1 << mn)
+        self.table_row = np.arange(n_weak, dtype=np.intp) * (1 << mn)
+        self.threshold32 = self.node_threshold.astype(np.float32)
 
 
 class HaarCascade:
@@ -188,11 +190,14 @@ class HaarCascade:
                 for lo in range(0, b.size, chunk):
                     bb = b[lo:lo + chunk]
                     vals[lo:lo + chunk] = np.einsum("nfk,fk->nf", flat[bb[:, None, None] + fo[None]], fs)
-            vals *= inv[alive][:, None]
+            vals = (vals * inv[alive][:, None]).astype(np.float32)        # float32 like OpenCV
             # all weak classifiers at once: the comparison bits of a tree's nodes index its leaf table
-            below = vals[:, st.local] < st.node_threshold[None]           # [N, n_weak, max_nodes]
-            pattern = below.astype(np.int64) @ st.bit_weights                # [N, n_weak]
-            total = st.table.ravel()[pattern + st.table_row[None, :]].sum(axis=1)
+            below = vals[:, st.local] < st.threshold32[None]               # [N, n_weak, max_nodes]
+            pattern = np.zeros(below.shape[:2], np.intp)
+            for j in range(below.shape[2]):
+                pattern |= below[..., j].view(np.uint8).astype(np.intp) << j
+            pattern += st.table_row[None, :]
+            total = st.table.ravel().take(pattern).sum(axis=1)
             alive = alive[total >= st.threshold]
         return np.stack([xx.ravel()[alive], yy.ravel()[alive]], axis=1)
 
