@@ -131,7 +131,9 @@ def _resume_checkpoint(args: argparse.Namespace, cfg: Config) -> Path | None:
 
 
 def run_training(command: str, args: argparse.Namespace) -> int:
-    log = protocol.setup_logging(args.verbose)
+    import os
+
+    log = protocol.setup_logging(args.verbose, rank=int(os.environ.get("RANK", "0")))
     protocol.claim_stdout()
     try:
         preset = args.preset or _default_preset()
