@@ -21,10 +21,7 @@ function filesIn(dir: string): string[] {
 test('enhance a photo and see it in Compare', async ({ app, page, work }) => {
   const photo = await makePhoto(path.join(work, 'photos', 'IMG_0412.jpg'), { width: 96, height: 64 });
   const out = path.join(work, 'out');
-  await app.go('settings');
-  await page.getByTestId('set-output').fill(out);
-  await page.getByTestId('save-settings').click();
-  await expect(page.getByTestId('toast-success')).toContainText('Settings saved');
+  await app.setOutputFolder(out);
 
   await app.enhancePhoto(photo);
   // Compare opens by itself when the job is done.
@@ -246,4 +243,28 @@ test('models and settings views: list the model, change settings and keep them',
   await page.keyboard.press('?');
   await expect(page.getByRole('dialog', { name: 'Keyboard shortcuts' })).toBeVisible();
   await app.screenshot('shortcuts');
+});
+
+test.describe('on a HiDPI screen (devicePixelRatio 2)', () => {
+  test.use({ deviceScaleFactor: 2 });
+
+  test('100% in Compare is one image pixel per device pixel', async ({ app, page, work }) => {
+    const photo = await makePhoto(path.join(work, 'photos', 'hidpi.jpg'), { width: 80, height: 60 });
+    await app.setOutputFolder(path.join(work, 'out'));
+    await app.enhancePhoto(photo);
+    await expect(page.getByTestId('view-compare')).toBeVisible({ timeout: 60_000 });
+    await expect.poll(() => page.getByTestId('compare-img-b').evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth)).toBe(320);
+    await page.keyboard.press('1');
+    const m = await page.getByTestId('compare-img-b').evaluate((img: HTMLImageElement) => {
+      const r = img.getBoundingClientRect();
+      return { dpr: window.devicePixelRatio, cssW: r.width, devW: r.width * window.devicePixelRatio, x: r.left * window.devicePixelRatio, rendering: getComputedStyle(img).imageRendering };
+    });
+    expect(m.dpr).toBe(2);
+    expect(m.cssW).toBeCloseTo(160, 5); // 320 image pixels = 160 CSS pixels = 320 device pixels
+    expect(m.devW).toBeCloseTo(320, 5);
+    expect(Math.abs(m.x - Math.round(m.x))).toBeLessThan(1e-6);
+    expect(m.rendering).toBe('pixelated');
+    await expect(page.getByTestId('zoom-readout')).toContainText('100%');
+    await app.screenshot('compare-hidpi-100');
+  });
 });

@@ -31,6 +31,14 @@ export class DuoscaleApp {
     await expect(input).toBeHidden();
   }
 
+  /** Settings → output folder, saved. */
+  async setOutputFolder(dir: string): Promise<void> {
+    await this.go('settings');
+    await this.page.getByTestId('set-output').fill(dir);
+    await this.page.getByTestId('save-settings').click();
+    await expect(this.page.getByTestId('toast-success')).toContainText('Settings saved');
+  }
+
   async enhancePhoto(file: string): Promise<void> {
     await this.page.getByTestId('enhance-photo').click();
     await this.enterPaths([file]);
