@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import __version__
+from .codec import upsample4
 
 MANIFEST_FORMAT = 1
 DEFAULT_OPSET = 17
@@ -50,11 +51,6 @@ class ExportError(RuntimeError):
 
 # ---------------------------------------------------------------------------------------------
 # Pipeline
-
-def upsample4(lr: torch.Tensor) -> torch.Tensor:
-    """Centre-aligned bicubic x4 (PyTorch A=-0.75, exports to ONNX Resize cubic)."""
-    return F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False)
-
 
 def _schedule_floats(schedule) -> tuple[list[float], float]:
     """Per-index eta (python floats, 0-based) and kappa from a diffusion.Schedule-like object."""
@@ -90,8 +86,7 @@ class SRPipeline(nn.Module):
     All schedule numbers are baked in as python floats, so the traced graph is float32 only.
     """
 
-    def __init__(self, net: nn.Module, codec: nn.Module, schedule, steps: int = 1,
-                 fp16: bool = False):
+    def __init__(self, net: nn.Module, codec: nn.Module, schedule, steps: int = 1):
         super().__init__()
         self.net = net
         self.codec = codec
@@ -105,7 +100,6 @@ class SRPipeline(nn.Module):
         self.in_scale = [1.0 / math.sqrt(kappa * kappa * e + 1.0) for e in etas]
         self.kmj = kmj_coefficients(etas)
         self.noise_scale = kappa * math.sqrt(etas[-1])
-        self.fp16 = fp16
 
     @property
     def latent_channels(self) -> int:
@@ -117,11 +111,8 @@ class SRPipeline(nn.Module):
         return max(pm, int(getattr(self.codec, "pad_multiple", 1)), 1)
 
     def _denoise(self, x: torch.Tensor, i: int, cond: torch.Tensor) -> torch.Tensor:
-        t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-        xs = x * self.in_scale[i]
-        if self.fp16:
-            return self.net(xs.half(), t, cond.half()).float()
-        return self.net(xs, t, cond)
+        t = torch.full((1,), i, dtype=torch.long, device=x.device)  # constant: folds the embedding
+        return self.net(x * self.in_scale[i], t, cond)
 
     def forward(self, lr: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         y = lr * 2.0 - 1.0
@@ -326,12 +317,28 @@ def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float)
     return "\n".join(lines)
 
 
+def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+    """fp16 weights and activations, float32 inputs/outputs (the contract's dtypes)."""
+    try:
+        from onnxconverter_common import float16
+    except ImportError as e:
+        raise ExportError("--fp16 needs the 'onnxconverter-common' package: pip install "
+                          "onnxconverter-common (or export fp32)") from e
+    import onnx
+    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+
+
 def export_pipeline(pipeline: SRPipeline, out_dir: str | os.PathLike, name: str,
-                    meta: ExportMeta | None = None, opset: int = DEFAULT_OPSET,
+                    meta: ExportMeta | None = None, fp16: bool = False, opset: int = DEFAULT_OPSET,
                     parity_fn: Callable[..., list[dict]] | None = None) -> dict:
-    """Write NAME.onnx, check it, then NAME.json and NAME.md. Returns the manifest dict."""
+    """Write NAME.onnx, check it, then NAME.json and NAME.md. Returns the manifest dict.
+
+    parity_fn(pipeline, onnx_path, sizes) -> rows with "max_abs_diff" (default: check_parity).
+    """
     meta = meta or ExportMeta()
-    if not name or any(ch in name for ch in "/\\") or name.startswith("."):
+    if not name or any(ch in name for ch in "/\\ ") or name.startswith("."):
         raise ExportError(f"invalid model name {name!r}: use letters, digits, '-' and '_'")
     if opset < 17:
         raise ExportError(f"opset {opset} is too old; the contract needs opset >= 17")
@@ -339,29 +346,186 @@ def export_pipeline(pipeline: SRPipeline, out_dir: str | os.PathLike, name: str,
     out.mkdir(parents=True, exist_ok=True)
     pipeline = pipeline.eval()
     onnx_path = out / f"{name}.onnx"
-    fd, tmp = tempfile.mkstemp(dir=str(out), prefix=f".{name}.", suffix=".onnx.tmp")
-    os.close(fd)
-    precision = "fp16" if pipeline.fp16 else "fp32"
-    tol = TOL_FP16 if pipeline.fp16 else TOL_FP32
+    precision = "fp16" if fp16 else "fp32"
+    tol = TOL_FP16 if fp16 else TOL_FP32
+    tmps = []
     try:
+        fd, tmp = tempfile.mkstemp(dir=str(out), prefix=f".{name}.", suffix=".onnx.tmp")
+        os.close(fd)
+        tmps.append(tmp)
         write_onnx(pipeline, tmp, opset=opset)
+        if fp16:
+            fd, tmp16 = tempfile.mkstemp(dir=str(out), prefix=f".{name}.fp16.", suffix=".onnx.tmp")
+            os.close(fd)
+            tmps.append(tmp16)
+            convert_fp16(tmp, tmp16)
+            tmp = tmp16
         sizes = parity_sizes(pipeline.pad_multiple)
         rows = (parity_fn or check_parity)(pipeline, tmp, sizes)
         worst = max(r["max_abs_diff"] for r in rows)
         if not (worst < tol):  # also catches NaN
             raise ExportError(
                 f"{onnx_path}: onnxruntime output differs from PyTorch by {worst:.3g} "
-                f"(tolerance {tol:g}) at LR sizes {[r['lr_size'] for r in rows]}; manifest NOT "
-                "written. Try another opset (--opset) or fp32, and report the model's ops.")
+                f"(tolerance {tol:g}, {precision}) at LR sizes {[r['lr_size'] for r in rows]}; "
+                "nothing was written. Try fp32, another --opset, or report the network's ops.")
         os.chmod(tmp, 0o644)
         os.replace(tmp, onnx_path)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        for t in tmps:
+            if os.path.exists(t):
+                os.unlink(t)
     sha = sha256_file(onnx_path)
     manifest = build_manifest(name, onnx_path.name, sha, pipeline, precision, meta)
-    manifest["export"] = {"opset": opset, "parity": rows, "tolerance": tol,
+    manifest["export"] = {"opset": opset, "tolerance": tol, "parity": rows,
+                          "onnx_bytes": onnx_path.stat().st_size,
                           "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     _atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
     _atomic_write_text(out / f"{name}.md", build_card(manifest, meta, rows, tol))
     return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# From a training checkpoint
+
+def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = True) -> tuple[SRPipeline, dict]:
+    """SRPipeline (1 step for a student, the T-step chain for a teacher) + the checkpoint's config."""
+    from .train.common import load_for_inference
+
+    if which not in ("student", "teacher"):
+        raise ExportError(f"--which must be 'student' or 'teacher', got {which!r}")
+    if not Path(ckpt).is_file():
+        raise ExportError(f"checkpoint not found: {ckpt} (train one with `python -m duoscale_trainer "
+                          f"{which}` or pass RUN_DIR/checkpoints/last.pt)")
+    net, codec, schedule, config = load_for_inference(str(ckpt), which=which, ema=ema)
+    steps = 1 if which == "student" else int(schedule.T)
+    return SRPipeline(net, codec, schedule, steps=steps).eval(), config
+
+
+def training_info(ckpt: str | os.PathLike) -> dict:
+    """What the manifest's "training" block says, read from the checkpoint."""
+    ck = torch.load(str(ckpt), map_location="cpu", weights_only=False)  # our own file (RNG states)
+    cfg = ck.get("config", {}) or {}
+    paths, data, run = cfg.get("paths", {}), cfg.get("data", {}), cfg.get("run", {})
+    info: dict[str, Any] = {
+        "data": paths.get("data") or "not recorded",
+        "degradation": data.get("degradation", "not recorded"),
+        "hr_crop": data.get("hr_size"),
+        "faces": bool(data.get("faces", False)),
+        "kind": ck.get("kind"),
+        "steps": int(ck.get("step", 0)),
+        "seed": run.get("seed"),
+        "preset": cfg.get("preset"),
+        "codec": (ck.get("codec") or {}).get("kind"),
+        "unet": (cfg.get("model") or {}).get("unet"),
+        "hardware": ck.get("hardware") or "not recorded",
+        "wall_minutes": round(float(ck.get("wall_s", 0.0)) / 60.0, 2),
+    }
+    if ck.get("kind") == "student":
+        st = cfg.get("student", {}) or {}
+        info["losses"] = {k: st.get(k) for k in ("distill", "denoise", "hr_adv", "lr_adv", "sinsr_extra")
+                          if k in st}
+        info["downsampler"] = (cfg.get("model") or {}).get("downsampler")
+        info["teacher"] = paths.get("teacher")
+    return info
+
+
+def export(ckpt: str | os.PathLike, out_dir: str | os.PathLike, name: str, which: str = "student",
+           fp16: bool = False, task: str = "general", tile_size: int = 128, tile_overlap: int = 16,
+           metrics: dict | None = None, experimental: bool = False, license: str | None = None,
+           data: str | None = None, hardware: str | None = None, description: str = "",
+           ema: bool = True, opset: int = DEFAULT_OPSET) -> dict:
+    """Checkpoint -> NAME.onnx + NAME.json + NAME.md in out_dir (see module docstring)."""
+    pipeline, _config = load_pipeline(ckpt, which=which, ema=ema)
+    info = training_info(ckpt)
+    if data:
+        info["data"] = data
+    if hardware:
+        info["hardware"] = hardware
+    info["checkpoint"] = Path(ckpt).name
+    info["weights"] = "ema" if ema else "raw"
+    if tile_size % pipeline.pad_multiple or tile_size <= 2 * tile_overlap:
+        raise ExportError(f"tile size {tile_size} must be a multiple of {pipeline.pad_multiple} and "
+                          f"larger than twice the overlap {tile_overlap}")
+    meta = ExportMeta(task=task, tile_size=tile_size, tile_overlap=tile_overlap, training=info,
+                      metrics=metrics or {}, experimental=experimental,
+                      license=license or DEFAULT_LICENSE, description=description,
+                      degradation=str(info.get("degradation")))
+    return export_pipeline(pipeline, out_dir, name, meta, fp16=fp16, opset=opset)
+
+
+def metrics_from_eval(path: str | os.PathLike, method: str | None) -> dict:
+    """Pick one method's numbers out of an `eval` results JSON (per degradation), or take a
+    plain JSON object as is."""
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ExportError(f"--metrics {p}: cannot read JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise ExportError(f"--metrics {p}: expected a JSON object")
+    summary = data.get("summary")
+    if summary is None:
+        return data
+    if not method:
+        raise ExportError(f"--metrics {p} is an eval results file: say which method with --metrics-method "
+                          f"(one of {sorted({m for d in summary.values() for m in d})})")
+    out = {"source": p.name, "method": method, "crop": data.get("crop"), "val": data.get("val")}
+    for deg, methods in summary.items():
+        if method not in methods:
+            raise ExportError(f"--metrics {p}: no method {method!r} under degradation {deg!r} "
+                              f"(has {sorted(methods)})")
+        out[deg] = methods[method]
+        for ref in ("bicubic", "lanczos"):
+            if ref in methods:
+                out[deg][f"psnr_y_gain_vs_{ref}"] = round(methods[method]["psnr_y"] - methods[ref]["psnr_y"], 3)
+    if "runtime" in data:
+        out["runtime"] = data["runtime"]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI (wired by cli.py as `python -m duoscale_trainer export`)
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="training checkpoint (RUN_DIR/checkpoints/last.pt)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (e.g. resources/models)")
+    p.add_argument("--name", required=True, help="model name: writes NAME.onnx, NAME.json, NAME.md")
+    p.add_argument("--which", choices=("student", "teacher"), default="student",
+                   help="student: 1 network call; teacher: the deterministic %(default)s chain "
+                        "(15 calls)")
+    p.add_argument("--fp16", action="store_true", help="fp16 weights/activations (inputs stay float32)")
+    p.add_argument("--task", default="general", help="general | face | your own label")
+    p.add_argument("--tile", type=int, default=128, help="recommended tile size in LR pixels (128)")
+    p.add_argument("--overlap", type=int, default=16, help="recommended tile overlap in LR pixels (16)")
+    p.add_argument("--metrics", metavar="JSON", help="eval results JSON (or a plain JSON object)")
+    p.add_argument("--metrics-method", metavar="NAME", help="which method of the eval JSON is this model")
+    p.add_argument("--experimental", action="store_true", help="mark the model experimental")
+    p.add_argument("--license", help="licence text for the manifest and card")
+    p.add_argument("--data-desc", help="describe the training data (default: the checkpoint's --data)")
+    p.add_argument("--hardware", help="training hardware (default: from the checkpoint)")
+    p.add_argument("--description", default="", help="first paragraph of the model card")
+    p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import protocol
+
+    protocol.claim_stdout()  # stdout carries JSON events only; exporter warnings go to stderr
+    t0 = time.time()
+    try:
+        metrics = metrics_from_eval(args.metrics, args.metrics_method) if args.metrics else None
+        manifest = export(args.checkpoint, args.out, args.name, which=args.which, fp16=args.fp16,
+                          task=args.task, tile_size=args.tile, tile_overlap=args.overlap,
+                          metrics=metrics, experimental=args.experimental, license=args.license,
+                          data=args.data_desc, hardware=args.hardware, description=args.description,
+                          ema=not args.no_ema, opset=args.opset)
+    except (ExportError, FileNotFoundError, ValueError, RuntimeError) as e:
+        protocol.emit("error", message=str(e), command="export")
+        return 1
+    path = Path(args.out) / manifest["onnx"]
+    protocol.emit("exported", path=str(path), manifest=str(Path(args.out) / f"{args.name}.json"),
+                  sha256=manifest["sha256"], precision=manifest["precision"], steps=manifest["steps"],
+                  max_abs_diff=max(r["max_abs_diff"] for r in manifest["export"]["parity"]),
+                  seconds=round(time.time() - t0, 1))
+    return 0
