@@ -107,12 +107,15 @@ def test_extract_faces_report_and_cli(tmp_path, portrait, capsys):
     crop = cv2.imread(rep["outputs"][0])
     assert crop.shape == (96, 96, 3)
     # asking for crops larger than the native face rejects it instead of upscaling
-    rep_big = faces.extract_faces(src, tmp_path / "big", size=256)
+    only = tmp_path / "only"
+    only.mkdir()
+    (only / "portrait.png").write_bytes((src / "portrait.png").read_bytes())
+    rep_big = faces.extract_faces(only, tmp_path / "big", size=256)
     assert rep_big["faces_kept"] == 0 and rep_big["rejected"]["too_small"] == 1
 
     parser = argparse.ArgumentParser()
     faces.add_arguments(parser)
-    args = parser.parse_args([str(src), "--out", str(tmp_path / "cli"), "--size", "64"])
+    args = parser.parse_args([str(only), "--out", str(tmp_path / "cli"), "--size", "64"])
     assert faces.run(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["faces_kept"] == 1
