@@ -3,8 +3,9 @@
 //   probe (header, pixel limit) -> decode (upright, sRGB, 8/16 bit, alpha split off)
 //   -> for each seed: tiles through the model (inference/run.ts), rows streamed out
 //      -> RGB quantised, box-reduced for 1x/2x, alpha upscaled on its own (centre-aligned
-//         bicubic) -> band PNGs -> joined, resized for a target width, converted back to the
-//         original ICC profile, EXIF (orientation 1) and XMP kept -> temp file -> rename.
+//         bicubic) -> one streamed intermediate PNG -> sharp: resized for a target width,
+//         converted back to the original ICC profile, EXIF (orientation 1) and XMP kept
+//         -> temp file -> rename.
 //
 // Decisions:
 // - The file's content decides the format; a PNG named .jpg is read as PNG and 'same' output
@@ -17,8 +18,8 @@
 // - Grey inputs give grey output. CMYK inputs give RGB output with an sRGB profile.
 // - JPEG output of a photo with alpha is flattened on white.
 // - Memory: input samples (W*H*3, or *6 for 16 bit) + one tile-row band of floats
-//   (tile*scale rows x output width x 3 x 4 bytes) + one band PNG's worth of rows; the output
-//   image is never held whole.
+//   (tile*scale rows x output width x 3 x 4 bytes) + libvips' sequential encode; the output
+//   image is never held whole (except by the WebP/AVIF encoders, which need the whole frame).
 
 import * as os from 'node:os';
 import * as fs from 'node:fs/promises';
@@ -30,7 +31,7 @@ import { decodeImage, probeImage, DEFAULT_MAX_INPUT_PIXELS, type ImageInfo } fro
 import { exifWithOrientation1, xmpWithOrientation1 } from './image/metadata.ts';
 import { boxReduce, PlaneUpscaler } from './image/resample.ts';
 import {
-  BandWriter, commitFile, dateToken, encodeBands, ensureWritableDir, expandName, EXTENSIONS, MAX_DIMENSION,
+  commitFile, dateToken, encodeOutput, PngStreamWriter, ensureWritableDir, expandName, EXTENSIONS, MAX_DIMENSION,
   resolveFormat, samePath, tempPathFor, type ConcreteFormat,
 } from './image/write.ts';
 import { runTiles, type RunTilesRequest } from './inference/run.ts';
@@ -203,9 +204,11 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
     const workDir = path.join(outDir, `.duoscale-${randomBytes(6).toString('hex')}.tmp`);
     await fs.mkdir(workDir);
     const tmpPath = tempPathFor(target.path);
+    let writerRef: PngStreamWriter | undefined;
     try {
-      const writer = new BandWriter({ dir: workDir, width: bandW, channels, depth16,
-        chunkRows: Math.max(16, Math.min(1024, Math.floor((8 << 20) / (bandW * channels)))), exif });
+      const source = path.join(workDir, 'upscaled.png');
+      const writer = new PngStreamWriter({ file: source, width: bandW, height: H * f, channels, depth16, exif });
+      writerRef = writer;
       const sink = {
         rows: async (data: Float32Array, y0: number, y1: number) => {
           const n = y1 - y0;
@@ -226,7 +229,7 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
         onTile: (done, total) => { tilesPerRun = total; req.onTile?.(v * total + done, total * outPlan.outputs.length); },
       });
       lastTileSizes = r.tileSizes;
-      const bands = await writer.finish();
+      await writer.finish();
       throwIfAborted(req.signal, input);
       let iccFile: string | undefined;
       if (o.keepMetadata && img.icc) {
@@ -234,8 +237,8 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
         await fs.writeFile(iccFile, img.icc);
       }
       try {
-        await encodeBands({
-          bands: bands.files, width: bandW, height: bands.height, outWidth: outPlan.width, outHeight: outPlan.height,
+        await encodeOutput({
+          source, width: bandW, height: H * f, outWidth: outPlan.width, outHeight: outPlan.height,
           format: outPlan.format, quality: o.quality, depth16, grayscale: img.info.grayscale, hasAlpha: !!img.alpha,
           keepMetadata: o.keepMetadata, icc: img.icc, iccKind: img.info.iccKind, iccFile, xmp, tmpPath,
         });
@@ -246,6 +249,7 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
       await commitFile(tmpPath, target.path);
       outputs.push({ path: target.path, seed: target.seed, width: outPlan.width, height: outPlan.height });
     } finally {
+      writerRef?.abort();
       await fs.rm(workDir, { recursive: true, force: true });
       await fs.rm(tmpPath, { force: true });
     }

@@ -1,9 +1,9 @@
 // EXIF/XMP handling that sharp does not offer: resetting orientation inside the original
 // EXIF block and carrying that block into our output.
 //
-// The output is assembled by sharp from band PNGs (image/write.ts). The original EXIF, with
-// Orientation set to 1 (pixels are already upright), is put into the first band as an eXIf
-// chunk; libvips reads it there and writes it into JPEG/PNG/WebP/AVIF outputs with its
+// The output is encoded by sharp from an intermediate PNG we stream (image/write.ts). The
+// original EXIF, with Orientation set to 1 (pixels are already upright), is put into that PNG
+// as an eXIf chunk; libvips reads it there and writes it into JPEG/PNG/WebP/AVIF outputs with its
 // dimension tags updated. (libvips does not write EXIF into TIFF; ICC and XMP still go there.)
 
 import { crc32 } from 'node:zlib';
@@ -57,7 +57,8 @@ export function xmpWithOrientation1(xmp: string): string {
     .replace(/<tiff:Orientation>\s*\d+\s*<\/tiff:Orientation>/g, '<tiff:Orientation>1</tiff:Orientation>');
 }
 
-function pngChunk(type: string, data: Buffer): Buffer {
+/** One PNG chunk: length, type, data, CRC-32 over type + data. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const len = Buffer.alloc(4);
   len.writeUInt32BE(data.length);
   const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);

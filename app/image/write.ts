@@ -1,19 +1,23 @@
 // Writing results: output names, band files, encoding with metadata, atomic rename.
 //
-// The upscaled image never exists in memory as a whole. Finished rows are collected into
-// fixed-height band PNGs (fast zlib level 1) in a hidden temp folder next to the output;
-// sharp then joins the bands vertically (libvips reads them sequentially), applies the final
-// resize/colour conversion/metadata and encodes to a hidden temp file, which is renamed onto
-// the final name. Temp names all start with ".duoscale-" and end with ".tmp".
+// The upscaled image never exists in memory as a whole. Finished rows are streamed into one
+// intermediate PNG (our own encoder, zlib level 1) in a hidden temp folder next to the output;
+// sharp then reads it sequentially, applies the final resize/colour conversion/metadata and
+// encodes to a hidden temp file, which is renamed onto the final name. (A libvips arrayjoin
+// of band files was tried first: it keeps every band decoded, so memory grew with the image.)
+// Temp names all start with ".duoscale-" and end with ".tmp".
 
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import * as fsSync from 'node:fs';
 import * as fs from 'node:fs/promises';
+import * as zlib from 'node:zlib';
 import * as path from 'node:path';
 import sharp from 'sharp';
 import type { OutputFormat } from '../api.ts';
 import { DuoscaleError } from '../errors.ts';
 import type { IccKind } from './color.ts';
-import { pngWithExif } from './metadata.ts';
+import { pngChunk } from './metadata.ts';
 
 export type ConcreteFormat = Exclude<OutputFormat, 'same'>;
 
@@ -91,85 +95,109 @@ export async function samePath(a: string, b: string): Promise<boolean> {
 }
 
 /**
- * Collects finished rows into fixed-height band PNGs. The first band carries the EXIF block
- * (eXIf chunk) that the final encode keeps.
+ * Streams finished rows into one PNG (our own encoder: Sub filter, zlib level 1) so the
+ * upscaled image never sits in memory whole. libvips then reads that PNG sequentially for the
+ * final encode. The original EXIF block goes in as an eXIf chunk, which libvips keeps.
  */
-export class BandWriter {
-  readonly dir: string;
+export class PngStreamWriter {
+  readonly file: string;
   readonly width: number;
-  readonly channels: number;
+  readonly height: number;
+  readonly channels: 1 | 2 | 3 | 4;
   readonly depth16: boolean;
-  readonly chunkRows: number;
   readonly exif?: Buffer;
-  #buf: Uint8Array | Uint16Array;
-  #fill = 0;
-  #files: string[] = [];
-  #height = 0;
+  #fd = -1;
+  #deflate: zlib.Deflate | null = null;
+  #rows = 0;
+  #error: Error | null = null;
 
-  constructor(opts: { dir: string; width: number; channels: number; depth16: boolean; chunkRows: number; exif?: Buffer }) {
-    this.dir = opts.dir;
+  constructor(opts: { file: string; width: number; height: number; channels: 1 | 2 | 3 | 4; depth16: boolean; exif?: Buffer }) {
+    this.file = opts.file;
     this.width = opts.width;
+    this.height = opts.height;
     this.channels = opts.channels;
     this.depth16 = opts.depth16;
-    this.chunkRows = Math.max(1, opts.chunkRows);
     this.exif = opts.exif;
-    this.#buf = this.#alloc();
   }
 
-  #alloc(): Uint8Array | Uint16Array {
-    const n = this.chunkRows * this.width * this.channels;
-    return this.depth16 ? new Uint16Array(n) : new Uint8Array(n);
+  get rowsWritten(): number { return this.#rows; }
+
+  #open(): void {
+    this.#fd = fsSync.openSync(this.file, 'w');
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(this.width, 0);
+    ihdr.writeUInt32BE(this.height, 4);
+    ihdr[8] = this.depth16 ? 16 : 8;
+    ihdr[9] = [0, 0, 4, 2, 6][this.channels]; // grey, grey+alpha, RGB, RGBA
+    fsSync.writeSync(this.#fd, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+    fsSync.writeSync(this.#fd, pngChunk('IHDR', ihdr));
+    if (this.exif) fsSync.writeSync(this.#fd, pngChunk('eXIf', this.exif));
+    const d = zlib.createDeflate({ level: 1 });
+    d.on('data', (chunk: Buffer) => {
+      try { fsSync.writeSync(this.#fd, pngChunk('IDAT', chunk)); } catch (e) { this.#error = e as Error; }
+    });
+    d.on('error', (e) => { this.#error = e; });
+    this.#deflate = d;
   }
 
-  get height(): number { return this.#height + this.#fill; }
-  get files(): string[] { return [...this.#files]; }
-
-  /** Appends `rows` full rows of interleaved samples. */
+  /** Appends `rows` full rows of interleaved samples (little-endian Uint16 for 16 bit). */
   async push(samples: Uint8Array | Uint16Array, rows: number): Promise<void> {
-    const rowLen = this.width * this.channels;
-    let r = 0;
-    while (r < rows) {
-      const take = Math.min(rows - r, this.chunkRows - this.#fill);
-      (this.#buf as Uint8Array).set(samples.subarray(r * rowLen, (r + take) * rowLen) as Uint8Array, this.#fill * rowLen);
-      this.#fill += take;
-      r += take;
-      if (this.#fill === this.chunkRows) await this.#flush();
+    if (this.#fd < 0) this.#open();
+    if (this.#rows + rows > this.height) throw new Error(`PNG stream: ${this.#rows + rows} rows > height ${this.height}`);
+    const bpp = this.channels * (this.depth16 ? 2 : 1);
+    const stride = this.width * bpp;
+    const out = Buffer.alloc(rows * (stride + 1));
+    for (let r = 0; r < rows; r++) {
+      const o = r * (stride + 1);
+      out[o] = 1; // filter: Sub
+      let row: Buffer;
+      if (this.depth16) {
+        row = Buffer.alloc(stride);
+        const base = r * this.width * this.channels;
+        for (let i = 0; i < this.width * this.channels; i++) row.writeUInt16BE(samples[base + i], i * 2);
+      } else {
+        row = Buffer.from(samples.buffer, samples.byteOffset + r * stride, stride);
+      }
+      for (let i = 0; i < bpp; i++) out[o + 1 + i] = row[i];
+      for (let i = bpp; i < stride; i++) out[o + 1 + i] = (row[i] - row[i - bpp]) & 0xff;
     }
+    this.#rows += rows;
+    const d = this.#deflate!;
+    if (!d.write(out)) await once(d, 'drain');
+    if (this.#error) throw this.#error;
   }
 
-  async #flush(): Promise<void> {
-    if (this.#fill === 0) return;
-    const rows = this.#fill;
-    const data = this.#buf.subarray(0, rows * this.width * this.channels);
-    let img = sharp(data, { raw: { width: this.width, height: rows, channels: this.channels as 1 | 2 | 3 | 4 } });
-    if (this.depth16) img = img.toColourspace(this.channels >= 3 ? 'rgb16' : 'grey16');
-    let png: Buffer = await img.png({ compressionLevel: 1, adaptiveFiltering: false }).toBuffer();
-    if (this.#files.length === 0 && this.exif) png = pngWithExif(png, this.exif);
-    const file = path.join(this.dir, `band-${String(this.#files.length).padStart(5, '0')}.png`);
-    await fs.writeFile(file, png);
-    this.#files.push(file);
-    this.#height += rows;
-    this.#fill = 0;
-  }
-
-  /** Writes the last partial band. */
-  async finish(): Promise<{ files: string[]; height: number }> {
-    await this.#flush();
-    return { files: this.files, height: this.#height };
+  /** Flushes and closes the PNG; every row must have been pushed. */
+  async finish(): Promise<void> {
+    if (this.#rows !== this.height) throw new Error(`PNG stream: got ${this.#rows} of ${this.height} rows`);
+    const d = this.#deflate!;
+    const ended = once(d, 'end');
+    d.end();
+    await ended;
+    if (this.#error) throw this.#error;
+    fsSync.writeSync(this.#fd, pngChunk('IEND', Buffer.alloc(0)));
+    fsSync.closeSync(this.#fd);
+    this.#fd = -1;
+    this.#deflate = null;
   }
 
   /** Drops everything written so far (shrink-and-retry starts the image again). */
   async reset(): Promise<void> {
-    for (const f of this.#files) await fs.rm(f, { force: true });
-    this.#files = [];
-    this.#height = 0;
-    this.#fill = 0;
+    this.abort();
+    this.#rows = 0;
+  }
+
+  /** Closes without finishing (the caller removes the file). */
+  abort(): void {
+    if (this.#deflate) { this.#deflate.removeAllListeners('data'); this.#deflate.destroy(); this.#deflate = null; }
+    if (this.#fd >= 0) { try { fsSync.closeSync(this.#fd); } catch { /* closed */ } this.#fd = -1; }
   }
 }
 
 export interface EncodeRequest {
-  bands: string[];
-  /** Width/height of the joined bands. */
+  /** The streamed intermediate PNG (PngStreamWriter). */
+  source: string;
+  /** Its width/height. */
   width: number;
   height: number;
   /** Final size (a resize happens when it differs). */
@@ -190,13 +218,15 @@ export interface EncodeRequest {
   tmpPath: string;
 }
 
-/** Joins the band files and encodes them with metadata to req.tmpPath. */
-export async function encodeBands(req: EncodeRequest): Promise<void> {
-  // Bands all have the same height except the last; arrayjoin pads that cell, extract trims it.
-  let img = req.bands.length === 1
-    ? sharp(req.bands[0], { limitInputPixels: false, sequentialRead: true })
-    : sharp(req.bands, { join: { across: 1 }, limitInputPixels: false, sequentialRead: true })
-      .extract({ left: 0, top: 0, width: req.width, height: req.height });
+/** JPEG's optimised Huffman coding buffers the whole image; above this many pixels it is off. */
+export const JPEG_OPTIMISE_MAX_PIXELS = 16_000_000;
+
+/**
+ * Encodes the intermediate PNG with metadata to req.tmpPath. libvips reads it sequentially, so
+ * memory stays flat for JPEG/PNG/TIFF; WebP and AVIF encoders hold the whole image (format limit).
+ */
+export async function encodeOutput(req: EncodeRequest): Promise<void> {
+  let img = sharp(req.source, { limitInputPixels: false, sequentialRead: true });
   if (req.outWidth !== req.width || req.outHeight !== req.height) {
     img = img.resize(req.outWidth, req.outHeight, { fit: 'fill', kernel: 'lanczos3' });
   }
@@ -215,7 +245,7 @@ export async function encodeBands(req: EncodeRequest): Promise<void> {
   }
   const q = Math.max(1, Math.min(100, Math.round(req.quality)));
   switch (req.format) {
-    case 'jpeg': img = img.jpeg({ quality: q, chromaSubsampling: q >= 90 ? '4:4:4' : '4:2:0' }); break;
+    case 'jpeg': img = img.jpeg({ quality: q, chromaSubsampling: q >= 90 ? '4:4:4' : '4:2:0', optimiseCoding: req.outWidth * req.outHeight <= JPEG_OPTIMISE_MAX_PIXELS }); break;
     case 'png': img = img.png({ compressionLevel: 6 }); break;
     case 'webp': img = img.webp({ quality: q }); break;
     case 'tiff': img = img.tiff({ compression: 'deflate', predictor: 'horizontal' }); break;

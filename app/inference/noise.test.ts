@@ -10,6 +10,8 @@ describe('seeded noise', () => {
       assert.equal(small[(c * 3 + y) * 6 + x], big[(c * 10 + (y + 3)) * 20 + (x + 7)]);
     }
     assert.equal(Math.fround(noiseAt(42, 2, 9, 1)), big[(2 * 10 + 4) * 20 + 4]);
+    assert.equal(Math.fround(noiseAt(42, 1, 5, -3)), big[(1 * 10 + 0) * 20 + 0]);
+    assert.equal(Math.fround(noiseAt(42, 3, 14, 16)), big[(3 * 10 + 9) * 20 + 19]);
   });
   it('differs between seeds and is the same for the same seed', () => {
     const a = noiseWindow(1, 2, 0, 0, 16, 16);

@@ -5,12 +5,14 @@
 // tile it falls in and however big the tiles are. That keeps tiled output close to
 // whole-image output and makes a seed reproducible across tile sizes and machines.
 //
-// Generator: murmur3's 32-bit finaliser (fmix32) as an integer hash
-//   key = fmix32(fmix32(fmix32(seed ^ 0x9E3779B9) ^ (c * 0x85EBCA6B)) ^ (y * 0xC2B2AE35))
-//   u1  = (fmix32(key ^ (x * 0x27D4EB2F)) + 0.5) / 2^32     in (0, 1)
-//   u2  = fmix32(u1bits ^ 0x165667B1) / 2^32                in [0, 1)
-//   z   = sqrt(-2 ln u1) * cos(2 pi u2)                     (Box-Muller, one normal per pair)
-// Coordinates may be negative or past the image (padding); they are hashed as int32.
+// Generator: murmur3's 32-bit finaliser (fmix32) as an integer hash, Box-Muller on pairs of
+// horizontally adjacent pixels (x = 2k, 2k+1 share one hash pair, k = floor(x / 2)):
+//   key = fmix32(fmix32(fmix32(seed ^ 0x9E3779B9) ^ ((c + 1) * 0x85EBCA6B)) ^ (y * 0xC2B2AE35))
+//   h1  = fmix32(key ^ (k * 0x27D4EB2F)),  h2 = fmix32(h1 ^ 0x165667B1)
+//   r   = sqrt(-2 ln((h1 + 0.5) / 2^32)),  t = 2 pi h2 / 2^32
+//   z   = r cos t for even x, r sin t for odd x
+// All products are 32-bit (Math.imul); coordinates may be negative or past the image
+// (padding) and are hashed as int32. Seeds are taken modulo 2^32.
 
 function fmix32(h: number): number {
   h ^= h >>> 16;
@@ -26,30 +28,34 @@ const TWO_PI = 2 * Math.PI;
 
 /** One standard normal sample at (seed, c, y, x). */
 export function noiseAt(seed: number, c: number, y: number, x: number): number {
-  const kc = fmix32(fmix32(seed ^ 0x9e3779b9) ^ Math.imul(c + 1, 0x85ebca6b));
+  const kc = fmix32(fmix32((seed >>> 0) ^ 0x9e3779b9) ^ Math.imul(c + 1, 0x85ebca6b));
   const key = fmix32(kc ^ Math.imul(y | 0, 0xc2b2ae35));
-  const h1 = fmix32(key ^ Math.imul(x | 0, 0x27d4eb2f));
+  const h1 = fmix32(key ^ Math.imul((x | 0) >> 1, 0x27d4eb2f));
   const h2 = fmix32(h1 ^ 0x165667b1);
-  const u1 = (h1 + 0.5) * INV_2_32;
-  return Math.sqrt(-2 * Math.log(u1)) * Math.cos(TWO_PI * h2 * INV_2_32);
+  const r = Math.sqrt(-2 * Math.log((h1 + 0.5) * INV_2_32));
+  const t = TWO_PI * h2 * INV_2_32;
+  return (x & 1) === 0 ? r * Math.cos(t) : r * Math.sin(t);
 }
 
-/**
- * Planar float32 noise [channels, h, w] for the window whose top-left is image pixel (x0, y0).
- * Seeds are taken modulo 2^32.
- */
+/** Planar float32 noise [channels, h, w] for the window whose top-left is image pixel (x0, y0). */
 export function noiseWindow(seed: number, channels: number, x0: number, y0: number, w: number, h: number): Float32Array {
   const out = new Float32Array(channels * w * h);
   const s = seed >>> 0;
-  let o = 0;
+  const xa = x0 | 0;
+  const xb = xa + w; // exclusive
   for (let c = 0; c < channels; c++) {
     const kc = fmix32(fmix32(s ^ 0x9e3779b9) ^ Math.imul(c + 1, 0x85ebca6b));
     for (let y = 0; y < h; y++) {
       const key = fmix32(kc ^ Math.imul((y0 + y) | 0, 0xc2b2ae35));
-      for (let x = 0; x < w; x++) {
-        const h1 = fmix32(key ^ Math.imul((x0 + x) | 0, 0x27d4eb2f));
+      const o = (c * h + y) * w - xa;
+      for (let k = xa >> 1; 2 * k < xb; k++) {
+        const h1 = fmix32(key ^ Math.imul(k, 0x27d4eb2f));
         const h2 = fmix32(h1 ^ 0x165667b1);
-        out[o++] = Math.sqrt(-2 * Math.log((h1 + 0.5) * INV_2_32)) * Math.cos(TWO_PI * h2 * INV_2_32);
+        const r = Math.sqrt(-2 * Math.log((h1 + 0.5) * INV_2_32));
+        const t = TWO_PI * h2 * INV_2_32;
+        const xe = 2 * k;
+        if (xe >= xa) out[o + xe] = r * Math.cos(t);
+        if (xe + 1 < xb) out[o + xe + 1] = r * Math.sin(t);
       }
     }
   }
