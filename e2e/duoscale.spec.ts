@@ -223,7 +223,7 @@ test('a broken file in a batch shows its error while the others finish', async (
   expect(filesIn(path.join(work, 'out'))).toHaveLength(3);
 });
 
-test('models and settings views: list the model, change settings and keep them', async ({ app, page, work }) => {
+test('models, settings and training views: list the model, change settings and keep them', async ({ app, page, work }) => {
   await app.go('models');
   await expect(page.getByTestId('model-card')).toHaveCount(1);
   await expect(page.getByTestId('model-card')).toContainText('×4');
@@ -239,6 +239,10 @@ test('models and settings views: list the model, change settings and keep them',
   await app.go('settings');
   await expect(page.getByTestId('set-format')).toHaveValue('png');
   await expect(page.getByTestId('set-output')).toHaveValue(path.join(work, 'elsewhere'));
+
+  await page.keyboard.press('t');
+  await expect(page.getByTestId('view-training')).toBeVisible();
+  await app.screenshot('training');
 
   await page.keyboard.press('?');
   await expect(page.getByRole('dialog', { name: 'Keyboard shortcuts' })).toBeVisible();

@@ -1,13 +1,13 @@
 // Shared UI state: one small class with rune fields (SvelteKit's state.svelte.js pattern).
 // API responses are replaced, never mutated, so they live in $state.raw.
 import type {
-  DuoscaleApi, DuoscaleEvent, JobSummary, ModelInfo, Settings, JobId,
+  DuoscaleApi, DuoscaleEvent, JobSummary, ModelInfo, Settings, JobId, TrainingRun,
 } from '../../../app/api.ts';
 import { basename } from './format.ts';
 import { setPathPrompt } from './transport.ts';
 
-export type View = 'library' | 'compare' | 'batch' | 'models' | 'settings';
-const VIEWS: readonly View[] = ['library', 'compare', 'batch', 'models', 'settings'];
+export type View = 'library' | 'compare' | 'batch' | 'models' | 'training' | 'settings';
+const VIEWS: readonly View[] = ['library', 'compare', 'batch', 'models', 'training', 'settings'];
 
 /** Events the Electron shell adds to the API's event stream (same shape as main/channels.ts). */
 type ShellEvent =
@@ -50,6 +50,9 @@ export class AppState {
   models = $state.raw<ModelInfo[]>([]);
   jobs = $state.raw<JobSummary[]>([]);
   tiles = $state.raw<Record<JobId, TileProgress>>({});
+  trainingRuns = $state.raw<TrainingRun[]>([]);
+  /** Last `progress` event per training run (later `sample`/`checkpoint` events must not hide it). */
+  trainingProgress = $state.raw<Record<string, Record<string, unknown>>>({});
   /** Bumped on every catalog-changed event; views that show the catalog reload on it. */
   catalogVersion = $state(0);
   compare = $state.raw<CompareTarget | null>(null);
@@ -86,6 +89,7 @@ export class AppState {
     } catch (err) {
       this.fatal = messageOf(err);
     }
+    void this.refreshTraining();
   }
 
   /** Adds paths to the Batch form, without duplicates. */
@@ -123,6 +127,13 @@ export class AppState {
           const items = job.items.map((it) => (it.input === e.item.input ? e.item : it));
           this.#putJob({ ...job, items });
         }
+        break;
+      }
+      case 'training': {
+        const i = this.trainingRuns.findIndex((r) => r.id === e.run.id);
+        this.trainingRuns = i < 0 ? [e.run, ...this.trainingRuns] : this.trainingRuns.map((r) => (r.id === e.run.id ? e.run : r));
+        if (e.event.event === 'progress') this.trainingProgress = { ...this.trainingProgress, [e.run.id]: e.event };
+        if (e.event.event === 'exported') void this.refreshModels();
         break;
       }
       case 'catalog-changed':
@@ -165,6 +176,15 @@ export class AppState {
 
   async refreshModels(): Promise<void> {
     try { this.models = await this.api.modelsList(); } catch (err) { this.fail('Could not list models', err); }
+  }
+
+  async refreshTraining(): Promise<void> {
+    try {
+      const runs = await this.api.trainingList();
+      this.trainingRuns = [...runs].sort((a, b) => (a.startedAt < b.startedAt ? 1 : -1));
+    } catch (err) {
+      this.fail('Could not list training runs', err);
+    }
   }
 
   async refreshJobs(): Promise<void> {

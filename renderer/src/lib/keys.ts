@@ -31,6 +31,7 @@ export const SHORTCUTS: ShortcutGroup[] = [
       { keys: ['C'], what: 'Compare' },
       { keys: ['B'], what: 'Batch' },
       { keys: ['M'], what: 'Models' },
+      { keys: ['T'], what: 'Training' },
       { keys: [','], what: 'Settings' },
       { keys: ['E'], what: 'Enhance a photo…' },
       { keys: ['?'], what: 'This list' },
