@@ -83,27 +83,11 @@ class Schedule:
         return cls(**{k: d[k] for k in ("T", "kappa", "p", "sqrt_eta_1", "sqrt_eta_T") if k in d})
 
 
-_DEVICE_TABLES: dict = {}
-
-
-def _on(arr: Tensor, device) -> Tensor:
-    """arr (a CPU float64 table) on `device`, cached so GPU steps do not re-upload it."""
-    device = torch.device(device)
-    if arr.device == device:
-        return arr
-    key = (id(arr), str(device))
-    hit = _DEVICE_TABLES.get(key)
-    if hit is None or hit[0] is not arr:
-        hit = (arr, arr.to(device))
-        _DEVICE_TABLES[key] = hit
-    return hit[1]
-
-
 def _coef(arr: Tensor, t, x: Tensor) -> Tensor:
     """arr[t] shaped B x 1 x 1 x ... to broadcast against x, in x's dtype/device."""
     if not torch.is_tensor(t):
         return torch.full((x.shape[0],) + (1,) * (x.dim() - 1), float(arr[int(t)]), dtype=x.dtype, device=x.device)
-    v = _on(arr, t.device)[t.long().reshape(-1)].to(dtype=x.dtype, device=x.device)
+    v = arr.to(t.device)[t.long().reshape(-1)].to(dtype=x.dtype, device=x.device)
     if v.shape[0] == 1 and x.shape[0] != 1:
         v = v.expand(x.shape[0])
     return v.reshape(-1, *([1] * (x.dim() - 1)))
@@ -136,13 +120,26 @@ class ResShift:
         self.input_scale = s.input_scale
         k, m, j = self._kmj_tables()
         self.k, self.m, self.j = k, m, j
+        self.post_coef_xt = self.etas_prev / self.etas  # posterior mean coefficients (ResShift eq. 7)
+        self.post_coef_x0 = self.alphas / self.etas
+        self._device_tables: dict = {}  # (name, device) -> table on that device (no re-upload per step)
+
+    def _at(self, name: str, t, x: Tensor) -> Tensor:
+        """self.<name>[t] broadcastable against x (tables are CPU float64; cached per device)."""
+        arr = getattr(self, name)
+        if torch.is_tensor(t) and t.device != arr.device:
+            key = (name, str(t.device))
+            if key not in self._device_tables:
+                self._device_tables[key] = arr.to(t.device)
+            arr = self._device_tables[key]
+        return _coef(arr, t, x)
 
     # -- forward process ------------------------------------------------------
 
     def q_sample(self, x0: Tensor, y: Tensor, t: Tensor, noise: Tensor) -> Tensor:
         """x_t = x0 + eta_t (y - x0) + kappa sqrt(eta_t) noise   (ResShift eq. 1, marginal)."""
-        eta = _coef(self.etas, t, x0)
-        return x0 + eta * (y - x0) + self.kappa * _coef(self.sqrt_etas, t, x0) * noise
+        eta = self._at("etas", t, x0)
+        return x0 + eta * (y - x0) + self.kappa * self._at("sqrt_etas", t, x0) * noise
 
     def prior_sample(self, y: Tensor, noise: Tensor) -> Tensor:
         """x_T = y + kappa sqrt(eta_T) noise (the x0 share left in x_T, 1 - eta_T ~ 2 %, is dropped)."""
@@ -150,15 +147,15 @@ class ResShift:
 
     def scale_input(self, x_t: Tensor, t: Tensor) -> Tensor:
         """x_t / sqrt(kappa^2 eta_t + 1): per-step normalisation to ~unit variance (ResShift)."""
-        return x_t / _coef(self.input_scale, t, x_t)
+        return x_t / self._at("input_scale", t, x_t)
 
     # -- reverse process ------------------------------------------------------
 
     def posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """q(x_{t-1} | x_t, x0, y) = N(eta_{t-1}/eta_t x_t + alpha_t/eta_t x0, kappa^2 eta_{t-1}/eta_t alpha_t)."""
-        c_xt = _coef(self.etas_prev / self.etas, t, x_t)
-        c_x0 = _coef(self.alphas / self.etas, t, x_t)
-        var = _coef(self.posterior_variance, t, x_t)
+        c_xt = self._at("post_coef_xt", t, x_t)
+        c_x0 = self._at("post_coef_x0", t, x_t)
+        var = self._at("posterior_variance", t, x_t)
         return c_xt * x_t + c_x0 * x0, var
 
     def sample_loop(self, denoise_fn, y: Tensor, noise: Tensor, generator: torch.Generator | None = None,
