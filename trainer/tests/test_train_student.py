@@ -137,3 +137,30 @@ def test_adversarial_loss_forms():
     # a perfect discriminator gives zero hinge loss; fooling it lowers the generator loss
     assert d_adv_loss(torch.full((1, 3), 5.0), torch.full((1, 3), -5.0), "hinge").item() == 0
     assert g_adv_loss(torch.full((1, 3), 3.0), "paper") < g_adv_loss(torch.full((1, 3), -3.0), "paper")
+
+
+def _student_vs_teacher(out, teacher_ckpt):
+    ck = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    t0 = torch.load(teacher_ckpt, map_location="cpu", weights_only=False)["ema"]["teacher"]
+    return all(torch.equal(t0[k], v) for k, v in ck["models"]["student"].items())
+
+
+def test_lr_adversarial_gradient_reaches_the_student_through_g_only_via_eq7(photos, teacher_ckpt, tmp_path):
+    only_lr = ["--no-distill", "--no-denoise", "--no-hr-adv", "--set", "run.sample_every=100",
+               "--set", "student.d_start_frac=0"]
+    # adversarial term active from step 0: its gradient flows student <- G <- D_L (eq. 7)
+    out = tmp_path / "adv"
+    rc, ev = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 2,
+                      "--teacher", teacher_ckpt, "--adv-start", 0, *only_lr])
+    assert rc == 0, ev[-1]
+    assert "adv_lr" in ev[-4]["losses"] or any("adv_lr" in e.get("losses", {}) for e in ev)
+    assert not _student_vs_teacher(out, teacher_ckpt)
+    # adversarial term never active: G still learns MSE(y_hat, y) (eq. 8) but that loss must not
+    # move the student (it is not part of eq. 7)
+    out = tmp_path / "noadv"
+    rc, ev = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 2,
+                      "--teacher", teacher_ckpt, "--adv-start", 1, *only_lr])
+    assert rc == 0, ev[-1]
+    seen = set().union(*(e["losses"] for e in ev if e["event"] == "progress"))
+    assert "ds_mse" in seen and "adv_lr" not in seen
+    assert _student_vs_teacher(out, teacher_ckpt)
