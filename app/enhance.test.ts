@@ -283,6 +283,35 @@ describe('output size, names and files', () => {
   });
 });
 
+describe('input formats and providers', () => {
+  it('reads WebP, TIFF, AVIF and GIF inputs; "same" writes the same format (GIF -> PNG)', async () => {
+    const w = 24, h = 16;
+    for (const [fmt, ext, outExt] of [['webp', 'webp', '.webp'], ['tiff', 'tif', '.tif'], ['avif', 'avif', '.avif'], ['gif', 'gif', '.png']] as const) {
+      const input = path.join(root, `in-format.${ext}`);
+      await rawInput(photoPixels(w, h, 6), w, h, 3).toFormat(fmt).toFile(input);
+      const r = await enhanceFile({ input, outputDir: path.join(root, 'out-informat'), model: identity, options: opts({ format: 'same', scale: 2 }) });
+      assert.equal(path.extname(r.outputs[0].path), outExt);
+      const m = await sharp(r.outputs[0].path).metadata();
+      assert.deepEqual([m.width, m.height], [w * 2, h * 2], fmt);
+    }
+  });
+
+  it('refuses a result too large for the chosen format before doing any work', async () => {
+    const input = path.join(root, 'wide.png');
+    await flat(4100, 4, [5, 5, 5]).png().toFile(input);
+    await expectError(enhanceFile({ input, outputDir: path.join(root, 'out-wide'), model: identity, options: opts({ format: 'webp', scale: 4 }) }),
+      'E_BAD_OPTION', input, /16400x16, too large for WEBP.*Choose PNG or TIFF/);
+  });
+
+  it('a forced provider that is not available here gives a clear error', async () => {
+    const input = path.join(root, 'prov.png');
+    await flat(8, 8, [5, 5, 5]).png().toFile(input);
+    const want = process.platform === 'darwin' ? 'cuda' : 'coreml';
+    await assert.rejects(enhanceFile({ input, outputDir: path.join(root, 'out-prov'), model: identity, options: opts({ provider: want }) }),
+      (e: DuoscaleError) => e.code === 'E_INFERENCE' && e.message.includes(`Provider "${want}" is not available here; use --provider auto or cpu`));
+  });
+});
+
 describe('seeds and variations (fixture model tiny-x4)', () => {
   it('same seed gives identical bytes, another seed different ones, N variations give N outputs', async () => {
     const input = path.join(root, 'seed.png');

@@ -22,7 +22,9 @@ const cache = new Map<string, Promise<ModelSession>>();
 const unavailable = new Set<ConcreteProvider>();
 
 function sessionOptions(p: ConcreteProvider, threads: number): ort.InferenceSession.SessionOptions {
-  const eps: string[] = p === 'cpu' ? ['cpu'] : [ORT_NAME[p], 'cpu'];
+  // No 'cpu' after an accelerator: onnxruntime-node would silently drop a missing accelerator
+  // and run on CPU. Nodes an accelerator cannot run still fall back to CPU inside onnxruntime.
+  const eps: string[] = [ORT_NAME[p]];
   return {
     executionProviders: eps as ort.InferenceSession.ExecutionProviderConfig[],
     graphOptimizationLevel: 'all',
