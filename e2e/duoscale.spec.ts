@@ -1,12 +1,12 @@
 // End-to-end: the real renderer in Debian's Chromium, the real `duoscale serve`, the real
 // engine with the tiny fixture model, a fresh DUOSCALE_HOME per test.
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { test, expect } from './helpers/fixtures.ts';
 import { DuoscaleApp } from './helpers/app.ts';
 import { makeBroken, makeFolder, makePhoto } from './helpers/photos.ts';
-import { serve } from './helpers/server.ts';
+import { FIXTURE_MODELS, serve } from './helpers/server.ts';
 
 function filesIn(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -271,4 +271,36 @@ test.describe('on a HiDPI screen (devicePixelRatio 2)', () => {
     await expect(page.getByTestId('zoom-readout')).toContainText('100%');
     await app.screenshot('compare-hidpi-100');
   });
+});
+
+test('import a model, make it the default, remove it; a bad import names the file and the fix', async ({ app, page, work }) => {
+  // A copy of the fixture model under another name: same weights, its own manifest.
+  const dir = path.join(work, 'my-models');
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(path.join(FIXTURE_MODELS, 'tiny-x4.onnx'), path.join(dir, 'portrait-x4.onnx'));
+  const manifest = JSON.parse(readFileSync(path.join(FIXTURE_MODELS, 'tiny-x4.json'), 'utf8'));
+  writeFileSync(path.join(dir, 'portrait-x4.json'), JSON.stringify({ ...manifest, name: 'portrait-x4', task: 'face', onnx: 'portrait-x4.onnx' }));
+  copyFileSync(path.join(FIXTURE_MODELS, 'tiny-x4.onnx'), path.join(dir, 'orphan.onnx')); // no manifest beside it
+
+  await app.go('models');
+  await page.getByTestId('import-model').click();
+  await app.enterPaths([path.join(dir, 'orphan.onnx')]);
+  await expect(page.getByTestId('toast-error')).toContainText('orphan');
+  await expect(page.getByTestId('toast-error')).toContainText(/manifest/i);
+  await app.screenshot('models-import-error');
+
+  await page.getByTestId('import-model').click();
+  await app.enterPaths([path.join(dir, 'portrait-x4.onnx')]);
+  await expect(page.getByTestId('model-card')).toHaveCount(2);
+  const card = page.getByTestId('model-card').filter({ hasText: 'portrait-x4' });
+  await expect(card).toContainText('Imported');
+  await card.getByTestId('set-default').click();
+  await expect(card).toContainText('Default');
+  await app.screenshot('models-imported');
+
+  // Switch the default back, then remove the imported model.
+  await page.getByTestId('model-card').filter({ hasText: 'tiny-x4' }).getByTestId('set-default').click();
+  await card.getByRole('button', { name: 'Remove' }).click();
+  await page.getByTestId('confirm-ok').click();
+  await expect(page.getByTestId('model-card')).toHaveCount(1);
 });
