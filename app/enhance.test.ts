@@ -157,6 +157,23 @@ describe('colour and metadata round trips (replicating model, 1x)', () => {
       (await sharp(input).removeAlpha().resize(w * 4, h * 4, { kernel: 'nearest' }).raw().toBuffer()).filter((_, i) => Math.floor(i / 3) % (w * 4) < 60)) === 0);
   });
 
+  it('grayscale with alpha: grey output keeps its alpha', async () => {
+    const input = path.join(root, 'grey-alpha.png');
+    const px = new Uint8Array(w * h * 2).map((_, i) => (i % 2 ? (i * 7) % 256 : (i * 3) % 256));
+    await rawInput(px, w, h, 2).toColourspace('b-w').png().toFile(input);
+    assert.equal((await sharp(input).metadata()).channels, 2);
+    const r = await enhanceFile({ input, outputDir: path.join(root, 'out-ga'), model: identity, options: opts() });
+    const m = await sharp(r.outputs[0].path).metadata();
+    assert.equal(m.channels, 2);
+    // sharp hands grey+alpha out as RGBA with R = G = B.
+    const rgba = await readRaw(r.outputs[0].path);
+    assert.equal(rgba.channels, 4);
+    const grey = rgba.data.filter((_, i) => i % 4 === 0);
+    const alpha = rgba.data.filter((_, i) => i % 4 === 3);
+    assert.equal(maxAbsDiff(px.filter((_, i) => i % 2 === 0), grey), 0);
+    assert.equal(maxAbsDiff(px.filter((_, i) => i % 2 === 1), alpha), 0);
+  });
+
   it('grayscale: stays one channel, within JPEG re-encode error (mean <= 1, max <= 4 levels)', async () => {
     const input = path.join(root, 'grey.jpg');
     await base().toColourspace('b-w').jpeg({ quality: 95 }).toFile(input);
@@ -251,6 +268,8 @@ describe('output size, names and files', () => {
     const p = planOutputs({ input: '/in/a.b.jpg', inputFormat: 'jpeg', width: 10, height: 10, outputDir: '/out', relativeDir: 'sub/dir', modelId: 'm1',
       modelScale: 4, options: opts({ naming: '{name}-{ext}-{scale}-{model}-{seed}-{date}/x', seed: 41, variations: 2, format: 'webp' }), date: new Date(2026, 0, 5) });
     assert.deepEqual(p.outputs.map((o) => o.path), ['/out/sub/dir/a.b-jpg-1-m1-41-20260105_x.webp', '/out/sub/dir/a.b-jpg-1-m1-42-20260105_x.webp']);
+    assert.throws(() => planOutputs({ input: '/in/a.png', inputFormat: 'png', width: 1, height: 1, outputDir: '/out', relativeDir: '../x', modelId: 'm', modelScale: 4, options: opts() }),
+      (e: DuoscaleError) => e.code === 'E_BAD_OPTION' && /leads outside the output folder/.test(e.message));
     const q = planOutputs({ input: '/in/a.png', inputFormat: 'png', width: 10, height: 10, outputDir: '/out', modelId: 'm', modelScale: 4, options: opts({ naming: '{name}', variations: 3, seed: 7 }) });
     assert.deepEqual(q.outputs.map((o) => path.basename(o.path)), ['a_s7.png', 'a_s8.png', 'a_s9.png']);
   });

@@ -15,7 +15,8 @@
 //   stays at or above it, then sharp's lanczos3 for the remaining (< 2x) step. Target widths
 //   above the model's scale are refused.
 // - 16-bit PNG/TIFF inputs give 16-bit output when the output format is PNG or TIFF.
-// - Grey inputs give grey output. CMYK inputs give RGB output with an sRGB profile.
+// - Grey inputs give grey output (Rec. 709 luma of the model's RGB; a grey ICC profile is not
+//   re-embedded: the grey values are sRGB-encoded). CMYK inputs give RGB output with an sRGB profile.
 // - JPEG output of a photo with alpha is flattened on white.
 // - Memory: input samples (W*H*3, or *6 for 16 bit) + one tile-row band of floats
 //   (tile*scale rows x output width x 3 x 4 bytes) + libvips' sequential encode; the output
@@ -131,7 +132,12 @@ export function planOutputs(req: { input: string; inputFormat: string; width: nu
   const variations = Math.max(1, Math.min(MAX_VARIATIONS, Math.floor(o.variations ?? 1)));
   const ext = path.extname(req.input);
   const base = path.basename(req.input, ext);
-  const dir = path.join(req.outputDir, req.relativeDir ?? '');
+  const dir = path.resolve(req.outputDir, req.relativeDir ?? '');
+  const rel = path.relative(path.resolve(req.outputDir), dir);
+  if (rel.startsWith('..') || path.isAbsolute(rel)) {
+    throw new DuoscaleError('E_BAD_OPTION', `the sub-folder "${req.relativeDir}" leads outside the output folder`, {
+      file: req.input, hint: 'Use a relative folder inside the output folder' });
+  }
   const scaleToken = o.targetWidth ? `w${Math.round(o.targetWidth)}` : String(o.scale ?? req.modelScale);
   const outputs: { path: string; seed: number }[] = [];
   for (let v = 0; v < variations; v++) {
@@ -142,11 +148,22 @@ export function planOutputs(req: { input: string; inputFormat: string; width: nu
   return { format, width: size.width, height: size.height, reduce: size.reduce, outputs };
 }
 
-function interleaveAlpha(rgb: Uint8Array | Uint16Array, alpha: Uint8Array | Uint16Array, n: number): Uint8Array | Uint16Array {
-  const out = rgb instanceof Uint16Array ? new Uint16Array(n * 4) : new Uint8Array(n * 4);
+function interleaveAlpha(colour: Uint8Array | Uint16Array, alpha: Uint8Array | Uint16Array, n: number, cc: 1 | 3): Uint8Array | Uint16Array {
+  const out = colour instanceof Uint16Array ? new Uint16Array(n * (cc + 1)) : new Uint8Array(n * (cc + 1));
   for (let i = 0; i < n; i++) {
-    out[i * 4] = rgb[i * 3]; out[i * 4 + 1] = rgb[i * 3 + 1]; out[i * 4 + 2] = rgb[i * 3 + 2]; out[i * 4 + 3] = alpha[i];
+    for (let c = 0; c < cc; c++) out[i * (cc + 1) + c] = colour[i * cc + c];
+    out[i * (cc + 1) + cc] = alpha[i];
   }
+  return out;
+}
+
+/**
+ * Grey output for grey photos: Rec. 709 luma of the (gamma-encoded) RGB the model made. For a
+ * grey input the model sees R = G = B, so this only folds away the model's small colour drift.
+ */
+function toGrey(rgb: Uint8Array | Uint16Array, n: number): Uint8Array | Uint16Array {
+  const out = rgb instanceof Uint16Array ? new Uint16Array(n) : new Uint8Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.round(0.2126 * rgb[i * 3] + 0.7152 * rgb[i * 3 + 1] + 0.0722 * rgb[i * 3 + 2]);
   return out;
 }
 
@@ -191,7 +208,8 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
   const k = outPlan.reduce;
   const f = s / k; // factor of the band files relative to the input
   const bandW = W * f;
-  const channels = img.alpha ? 4 : 3;
+  const grey = img.info.grayscale;
+  const channels = ((grey ? 1 : 3) + (img.alpha ? 1 : 0)) as 1 | 2 | 3 | 4;
   const alphaUp = img.alpha ? new PlaneUpscaler(img.alpha, W, H, f) : null;
   const exif = o.keepMetadata && img.exif ? exifWithOrientation1(img.exif) : undefined;
   const xmp = o.keepMetadata && img.xmp ? xmpWithOrientation1(img.xmp) : undefined;
@@ -217,7 +235,8 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
           rgb = boxReduce(rgb, W * s, n, 3, k);
           const rows = n / k;
           const px = rows * bandW;
-          const samples = alphaUp ? interleaveAlpha(rgb, toDepth(alphaUp.rows(y0 / k, y1 / k), depth16), px) : rgb;
+          const colour = grey ? toGrey(rgb, px) : rgb;
+          const samples = alphaUp ? interleaveAlpha(colour, toDepth(alphaUp.rows(y0 / k, y1 / k), depth16), px, grey ? 1 : 3) : colour;
           await writer.push(samples, rows);
         },
         reset: () => writer.reset(),

@@ -232,14 +232,14 @@ export async function encodeOutput(req: EncodeRequest): Promise<void> {
   }
   const lossless16 = req.depth16 && (req.format === 'png' || req.format === 'tiff');
   if (req.hasAlpha && req.format === 'jpeg') img = img.flatten({ background: '#ffffff' });
-  if (req.grayscale) img = img.toColourspace(lossless16 ? 'grey16' : 'b-w');
-  else if (lossless16) img = img.toColourspace('rgb16');
+  // A grey source PNG stays grey; 16-bit sources stay 16 bit only where the format can hold it.
+  if (lossless16) img = img.toColourspace(req.grayscale ? 'grey16' : 'rgb16');
+  else if (req.depth16 || req.grayscale) img = img.toColourspace(req.grayscale ? 'b-w' : 'srgb');
   if (req.keepMetadata) {
     img = img.keepExif();
     if (req.icc && req.iccFile) {
       if (req.iccKind === 'rgb' && !req.grayscale) img = img.withIccProfile(req.iccFile);
-      else if (req.iccKind === 'gray' && req.grayscale) img = img.withIccProfile(req.iccFile);
-      else img = img.withIccProfile('srgb');
+      else if (!req.grayscale) img = img.withIccProfile('srgb');
     }
     if (req.xmp && req.format !== 'avif') img = img.withXmp(req.xmp);
   }
