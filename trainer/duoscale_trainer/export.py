@@ -325,7 +325,12 @@ def convert_fp16(src: str | os.PathLike, dst: str | os.PathLike) -> None:
         raise ExportError("--fp16 needs the 'onnxconverter-common' package: pip install "
                           "onnxconverter-common (or export fp32)") from e
     import onnx
-    model = float16.convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+    model = onnx.load(str(src))
+    # Casts to float32 (e.g. a timestep embedding built from a shape) stay float32 nodes; the
+    # converter wraps them with casts instead of producing a type-inconsistent graph.
+    keep = [n.name for n in model.graph.node if n.op_type == "Cast"
+            and any(a.name == "to" and a.i == onnx.TensorProto.FLOAT for a in n.attribute)]
+    model = float16.convert_float_to_float16(model, keep_io_types=True, node_block_list=keep)
     onnx.checker.check_model(model)
     onnx.save(model, str(dst))
 

@@ -1,0 +1,85 @@
+"""`eval` on three tiny generated photos: every method x metric in the JSON, the grid PNG's size,
+the ONNX student scoring like its checkpoint, and clear errors."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from duoscale_trainer import evaluate as V
+from duoscale_trainer import export as E
+from test_export import make_checkpoint
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    val = root / "val"
+    val.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:40, 0:44] / 40.0
+    for i in range(3):
+        img = np.stack([0.5 + 0.4 * np.sin(5 * xx + i), 0.2 + 0.6 * yy, 0.5 + 0.3 * np.cos(7 * xx * yy)], -1)
+        img = np.clip(img + rng.normal(0, 0.03, img.shape), 0, 1)
+        Image.fromarray((img * 255).astype(np.uint8)).save(val / f"p{i}.png")
+    ck = make_checkpoint(root / "last.pt")
+    E.export(ck, root / "m", "s-x4")  # the same student as ONNX
+    out = root / "out"
+    result = V.evaluate(str(val), str(out), students=[("ckpt", str(ck)), ("onnx", str(root / "m" / "s-x4.onnx"))],
+                        crop=32, stochastic_teacher=True, runtime_repeats=1, grid_rows=3, grid_crop=16)
+    return out, result
+
+
+def test_json_has_every_method_and_metric(run):
+    out, result = run
+    data = json.loads((out / "eval.json").read_text())
+    assert data["crop"] == {"hr": 32, "lr": 8, "where": "centre"}
+    assert "Y" in data["colour_space"] and data["degradations"]["realesrgan"]["seed"] == 1234
+    assert data["n_images"] == 3
+    methods = ["lanczos", "bicubic", "teacher-15", "teacher-15-stochastic", "ckpt", "onnx"]
+    for deg in ("bicubic", "realesrgan"):
+        assert list(data["summary"][deg]) == methods
+        for m in methods:
+            row = data["summary"][deg][m]
+            for k in V.METRIC_KEYS:
+                assert isinstance(row[k], float) and math.isfinite(row[k]), (deg, m, k)
+            assert row["n"] == 3 and len(data["per_image"][deg][m]) == 3
+        # classical upscalers of smooth photos are far better than chance, and differ from each other
+        assert data["summary"][deg]["bicubic"]["psnr_y"] > 20
+        assert data["summary"][deg]["bicubic"] != data["summary"][deg]["lanczos"]
+    # the ONNX export of the student scores like its checkpoint (same noise, same crops)
+    for deg in ("bicubic", "realesrgan"):
+        a, b = data["summary"][deg]["ckpt"], data["summary"][deg]["onnx"]
+        assert abs(a["psnr_y"] - b["psnr_y"]) < 0.05
+    # teacher-15 and student-1 timed in the same onnxruntime run
+    ms = data["runtime"]["ms"]
+    assert set(ms) == {"teacher-15", "ckpt", "onnx"} and all(v > 0 for v in ms.values())
+    assert data["runtime"]["speedup_vs_teacher-15"]["ckpt"] > 1
+    assert set(data["acceptance"]) == {"ckpt", "onnx"}
+    md = (out / "eval.md").read_text()
+    assert "| teacher-15 |" in md and "PSNR-Y" in md
+
+
+def test_grid_png_has_the_expected_size(run):
+    out, result = run
+    for deg in ("bicubic", "realesrgan"):
+        g = result["grids"][deg]
+        assert g["columns"] == ["input (nearest)", "lanczos", "teacher-15", "teacher-15-stochastic", "ckpt",
+                                "onnx", "ground truth"]
+        with Image.open(out / g["file"]) as im:
+            # 7 columns and 3 rows of 16 px crops, 4 px gaps, 16 px label band
+            assert im.size == (7 * 16 + 8 * 4, 16 + 3 * 16 + 4 * 4) == tuple(g["size"])
+            arr = np.asarray(im.convert("RGB"))
+        # the label band has dark text on white; the last column is the ground truth crop
+        assert arr[:16].min() < 100
+        assert arr[20:36, 4 + 6 * 20: 4 + 6 * 20 + 16].std() > 1
+
+
+def test_bad_val_folder_and_missing_model_are_clear_errors(tmp_path):
+    with pytest.raises(V.EvalError, match="not a folder"):
+        V.evaluate(str(tmp_path / "missing"), str(tmp_path / "o"))
+    (tmp_path / "v").mkdir()
+    with pytest.raises(V.EvalError, match="nope.pt"):
+        V.evaluate(str(tmp_path / "v"), str(tmp_path / "o"), students=[("s", str(tmp_path / "nope.pt"))])

@@ -1,0 +1,178 @@
+"""ONNX export: parity with PyTorch at two sizes, the manifest contract, refusal on bad parity,
+the pipeline against the diffusion module's own samplers, and the CLI path from a checkpoint."""
+
+import hashlib
+import json
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from duoscale_trainer import export as E
+from duoscale_trainer.codec import S2DCodec, upsample4
+from duoscale_trainer.config import Config
+from duoscale_trainer.diffusion import ResShift, Schedule
+from duoscale_trainer.nets import build_unet
+
+CONTRACT_FIELDS = ("format", "name", "task", "scale", "steps", "onnx", "sha256", "inputs", "noise_shape",
+                   "output", "pad_multiple", "tile", "params", "precision", "training", "metrics",
+                   "experimental", "license")
+
+
+def tiny_net(seed=0):
+    torch.manual_seed(seed)
+    net = build_unet("tiny").eval()
+    # The tiny UNet starts near a constant map; perturb so the parity check compares real signal.
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    return net
+
+
+def make_checkpoint(path, seed=0, step=7):
+    """A student checkpoint in the trainer's format (train/common.py model_payload keys)."""
+    net = tiny_net(seed)
+    teacher = tiny_net(seed + 1)
+    cfg = Config()
+    cfg.command, cfg.preset = "student", "test"
+    cfg.paths.data = "/photos/train"
+    cfg.run.seed = 42
+    sd, tsd = net.state_dict(), teacher.state_dict()
+    ck = {"kind": "student", "step": step, "trainer_version": "0.1.0", "config": cfg.to_dict(),
+          "codec": S2DCodec().config(), "codec_state": None, "schedule": Schedule().to_dict(),
+          "nets": {"student": net.config(), "teacher": teacher.config()},
+          "models": {"student": sd, "teacher": tsd}, "ema": {"student": sd, "teacher": tsd},
+          "optim": {}, "rng": {}, "wall_s": 90.0}
+    torch.save(ck, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    out = tmp_path_factory.mktemp("export")
+    pipe = E.SRPipeline(tiny_net(), S2DCodec(), Schedule(), steps=1)
+    meta = E.ExportMeta(task="general", training={"data": "synthetic", "steps": 0, "seed": 0})
+    manifest = E.export_pipeline(pipe, out, "t-x4", meta)
+    return out, manifest, pipe
+
+
+def test_parity_at_two_sizes_and_dynamic_shapes(exported):
+    out, manifest, pipe = exported
+    rows = manifest["export"]["parity"]
+    assert len({tuple(r["lr_size"]) for r in rows}) == 2
+    assert all(r["max_abs_diff"] < 1e-3 for r in rows)
+    # independently, at a third size with H != W, both multiples of pad_multiple
+    pm = manifest["pad_multiple"]
+    h, w = 5 * pm, 3 * pm
+    sess = ort.InferenceSession(str(out / "t-x4.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["lr", "noise"]
+    assert [o.name for o in sess.get_outputs()] == ["hr"]
+    g = torch.Generator().manual_seed(3)
+    lr, noise = torch.rand(1, 3, h, w, generator=g), torch.randn(1, 48, h, w, generator=g)
+    got = sess.run(["hr"], {"lr": lr.numpy(), "noise": noise.numpy()})[0]
+    with torch.no_grad():
+        ref = pipe(lr, noise).numpy()
+    assert got.shape == (1, 3, 4 * h, 4 * w)
+    assert np.abs(got - ref).max() < 1e-3
+    assert got.min() >= 0 and got.max() <= 1
+    assert got.std() > 1e-3  # not a constant image: the comparison means something
+
+
+def test_manifest_has_every_contract_field_and_the_right_hash(exported):
+    out, manifest, pipe = exported
+    on_disk = json.loads((out / "t-x4.json").read_text())
+    assert on_disk == json.loads(json.dumps(manifest))
+    for f in CONTRACT_FIELDS:
+        assert f in on_disk, f
+    assert on_disk["format"] == 1 and on_disk["scale"] == 4 and on_disk["steps"] == 1
+    assert on_disk["onnx"] == "t-x4.onnx"
+    assert on_disk["sha256"] == hashlib.sha256((out / "t-x4.onnx").read_bytes()).hexdigest()
+    assert on_disk["inputs"]["lr"] == {"shape": ["1", "3", "H", "W"], "range": [0, 1]}
+    assert on_disk["inputs"]["noise"]["shape"] == ["1", "48", "H", "W"]
+    assert on_disk["inputs"]["noise"]["distribution"] == "standard_normal"
+    assert on_disk["noise_shape"] == {"channels": 48, "height": "H", "width": "W"}
+    assert on_disk["output"]["name"] == "hr" and on_disk["output"]["shape"] == ["1", "3", "4*H", "4*W"]
+    assert on_disk["pad_multiple"] == build_unet("tiny").pad_multiple
+    assert on_disk["params"] == sum(p.numel() for p in pipe.parameters()) > 0
+    assert on_disk["precision"] == "fp32"
+    assert on_disk["training"]["trainer_version"] == "0.1.0"
+    card = (out / "t-x4.md").read_text()
+    assert "max abs diff" in card and "Licence" in card
+
+
+def test_refuses_to_write_when_parity_fails(tmp_path, monkeypatch):
+    pipe = E.SRPipeline(tiny_net(), S2DCodec(), Schedule(), steps=1)
+
+    def bad_parity(pipeline, path, sizes):
+        rows = E.check_parity(pipeline, path, sizes)
+        rows[-1]["max_abs_diff"] = 0.25  # as if onnxruntime disagreed
+        return rows
+
+    with pytest.raises(E.ExportError, match="differs from PyTorch"):
+        E.export_pipeline(pipe, tmp_path, "bad", parity_fn=bad_parity)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no onnx, no manifest, no temp file
+    monkeypatch.setattr(E, "check_parity", lambda *a, **k: [{"lr_size": [8, 8], "max_abs_diff": float("nan")}])
+    with pytest.raises(E.ExportError):
+        E.export_pipeline(pipe, tmp_path, "nan")
+    assert not (tmp_path / "nan.json").exists()
+
+
+def test_pipeline_matches_the_diffusion_module():
+    """Student = one call at index T-1 on ResShift's prior; teacher = ResShift.deterministic_loop."""
+    net, codec, sched = tiny_net(), S2DCodec(), Schedule()
+    rs = ResShift(sched)
+    g = torch.Generator().manual_seed(1)
+    lr, noise = torch.rand(2, 3, 8, 12, generator=g), torch.randn(2, 48, 8, 12, generator=g)
+    y = lr * 2 - 1
+    z_y = codec.encode(upsample4(y))
+    x_T = rs.prior_sample(z_y, noise)
+    t = torch.full((2,), sched.T - 1, dtype=torch.long)
+    with torch.no_grad():
+        want1 = ((codec.decode(net(rs.scale_input(x_T, t), t, y)) + 1) / 2).clamp(0, 1)
+        got1 = E.SRPipeline(net, codec, sched, steps=1)(lr, noise)
+        wantT = ((codec.decode(rs.deterministic_loop(net, z_y, x_T, lr_cond=y)) + 1) / 2).clamp(0, 1)
+        gotT = E.SRPipeline(net, codec, sched, steps=sched.T)(lr, noise)
+    assert torch.allclose(got1, want1, atol=1e-5)
+    assert torch.allclose(gotT, wantT, atol=1e-5)
+    assert (gotT - got1).abs().max() > 1e-3  # the chain is not the single step
+    for (k, m, j), i in zip(E.kmj_coefficients([float(e) for e in sched.etas]), range(sched.T)):
+        assert math.isclose(k + m + j, 1.0, abs_tol=1e-12)
+        assert math.isclose(k, rs.kmj(i)[0], abs_tol=1e-9)
+
+
+def test_cli_export_from_checkpoint_student_and_teacher(tmp_path, capsys):
+    from duoscale_trainer.cli import main
+
+    ck = make_checkpoint(tmp_path / "last.pt")
+    rc = main(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "s-x4", "--task", "face",
+               "--tile", "64", "--overlap", "8", "--experimental"])
+    assert rc == 0
+    events = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.strip()]
+    assert events[-1]["event"] == "exported" and events[-1]["path"].endswith("s-x4.onnx")
+    man = json.loads((tmp_path / "m" / "s-x4.json").read_text())
+    assert man["task"] == "face" and man["experimental"] is True and man["steps"] == 1
+    assert man["tile"] == {"size": 64, "overlap": 8}
+    tr = man["training"]
+    assert tr["steps"] == 7 and tr["seed"] == 42 and tr["preset"] == "test"
+    assert tr["data"] == "/photos/train" and tr["wall_minutes"] == 1.5
+    # The teacher inside the student checkpoint: the deterministic chain, steps = T.
+    rc = main(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "t-x4", "--which", "teacher"])
+    assert rc == 0
+    tman = json.loads((tmp_path / "m" / "t-x4.json").read_text())
+    assert tman["steps"] == 15 and max(r["max_abs_diff"] for r in tman["export"]["parity"]) < 1e-3
+    # A missing checkpoint is a clear error event, not a traceback.
+    rc = main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m"), "--name", "x"])
+    err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rc == 1 and err["event"] == "error" and "nope.pt" in err["message"]
+
+
+def test_fp16_export_keeps_float32_io(tmp_path):
+    pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
+    pipe = E.SRPipeline(tiny_net(), S2DCodec(), Schedule(), steps=1)
+    man = E.export_pipeline(pipe, tmp_path, "h-x4", fp16=True)
+    assert man["precision"] == "fp16" and man["export"]["tolerance"] == E.TOL_FP16
+    sess = ort.InferenceSession(str(tmp_path / "h-x4.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.type for i in sess.get_inputs()] == ["tensor(float)", "tensor(float)"]
+    assert max(r["max_abs_diff"] for r in man["export"]["parity"]) < E.TOL_FP16
