@@ -56,7 +56,7 @@ def _add_train_args(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--hr-size", type=int, help="HR crop size in pixels (LR = HR/4)")
     g.add_argument("--lr", type=float, help="learning rate of the main network")
-    g.add_argument("--degradation", choices=("realesrgan", "bicubic"))
+    g.add_argument("--degradation", choices=("realesrgan", "bicubic", "mixed"))
     g.add_argument("--workers", type=int, help="DataLoader worker processes (0 = in-process)")
     g.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                    help="override any config field, e.g. --set optim.ema_decay=0.999 (repeatable)")

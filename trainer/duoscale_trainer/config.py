@@ -20,7 +20,7 @@ PRESET_NAMES = ("test", "cpu-quick", "cpu-standard", "gpu")
 @dataclass
 class DataConfig:
     hr_size: int = 64                 # HR crop side (px); LR is hr_size/4 (ML.md 9: 64 -> 16)
-    degradation: str = "realesrgan"   # realesrgan | bicubic (ML.md 4)
+    degradation: str = "realesrgan"   # realesrgan | bicubic | mixed (30 % bicubic-only; ML.md 4)
     batch_size: int = 16              # per process; the global batch is batch_size * world size
     num_workers: int = 0              # 0 keeps loading in-process; order is exact either way
     faces: bool = False               # face mode: crop aligned faces first (data/faces.py)
@@ -334,7 +334,7 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"config {key}={value!r}: choose one of {', '.join(allowed)}")
 
     choice("command", cfg.command, COMMANDS)
-    choice("data.degradation", cfg.data.degradation, ("realesrgan", "bicubic"))
+    choice("data.degradation", cfg.data.degradation, ("realesrgan", "bicubic", "mixed"))
     choice("model.downsampler", cfg.model.downsampler, ("diffusion", "conv"))
     choice("model.codec", cfg.model.codec, ("s2d", "learned"))
     choice("optim.schedule", cfg.optim.schedule, ("constant", "cosine"))

@@ -285,13 +285,13 @@ class PairDataset(Dataset):
                  cfg: DegradeConfig | None = None, flips: str | None = None, cache_mb: int = 1024):
         if hr_size % scale:
             raise ValueError(f"hr_size {hr_size} must be a multiple of scale {scale}")
-        if degradation not in ("realesrgan", "bicubic"):
-            raise ValueError(f"degradation must be realesrgan or bicubic, not {degradation!r}")
+        if degradation not in ("realesrgan", "bicubic", "mixed"):
+            raise ValueError(f"degradation must be realesrgan, bicubic or mixed, not {degradation!r}")
         self.paths = _resolve_paths(folder_or_paths)
         self.hr_size, self.scale, self.degradation = int(hr_size), int(scale), degradation
         self.seed, self.faces = int(seed), bool(faces)
         self.length = int(length) if length is not None else len(self.paths)
-        if cfg is None and degradation == "realesrgan":
+        if cfg is None and degradation in ("realesrgan", "mixed"):
             cfg = DegradeConfig.preset("small" if hr_size <= 128 else "default")
         self.cfg = cfg
         self.flips = flips or ("h" if faces else "dihedral")
@@ -343,7 +343,7 @@ class FixedPairs(Dataset):
         if hr_size % scale:
             raise ValueError(f"hr_size {hr_size} must be a multiple of scale {scale}")
         self.paths = _resolve_paths(folder_or_paths)
-        if cfg is None and degradation == "realesrgan":
+        if cfg is None and degradation in ("realesrgan", "mixed"):
             cfg = DegradeConfig.preset("small" if hr_size <= 128 else "default")
         self.hr_size, self.scale, self.degradation, self.seed = hr_size, scale, degradation, seed
         self.hr: list[np.ndarray] = []

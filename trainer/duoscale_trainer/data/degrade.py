@@ -328,14 +328,24 @@ def degrade_realesrgan(hr: np.ndarray, rng: np.random.Generator, scale: int = 4,
     return quantise(out)
 
 
+MIXED_BICUBIC_PROB = 0.3
+
+
 def make_lr(hr: np.ndarray, kind: str, rng: np.random.Generator, scale: int = 4,
             cfg: DegradeConfig | None = None) -> np.ndarray:
-    """Dispatch by name: ``bicubic`` or ``realesrgan``."""
+    """Dispatch by name: ``bicubic``, ``realesrgan`` or ``mixed``.
+
+    ``mixed`` draws bicubic-only with probability MIXED_BICUBIC_PROB and the Real-ESRGAN pipeline
+    otherwise (one draw from ``rng``, so it stays a pure function of the seed). Photographers bring
+    both clean and damaged photos; a model trained on the second-order pipeline alone over-smooths
+    clean inputs and loses fidelity on them."""
+    if kind == "mixed":
+        kind = "bicubic" if rng.random() < MIXED_BICUBIC_PROB else "realesrgan"
     if kind == "bicubic":
         return degrade_bicubic(hr, scale)
     if kind == "realesrgan":
         return degrade_realesrgan(hr, rng, scale, cfg)
-    raise ValueError(f"unknown degradation {kind!r} (use bicubic or realesrgan)")
+    raise ValueError(f"unknown degradation {kind!r} (use bicubic, realesrgan or mixed)")
 
 
 # ---------------------------------------------------------------------------------------------
