@@ -84,7 +84,9 @@ async function runOnce(req: RunTilesRequest, p: TilePlan): Promise<void> {
   const wxs = axisWeights(p.cols, s);
   const wys = axisWeights(p.rows, s);
   const bandRows = p.rows.size * s;
+  // Two band buffers, swapped per tile row: the still-open rows move to the other one.
   let band = new Float32Array(bandRows * outW * 3);
+  let spare = new Float32Array(bandRows * outW * 3);
   let bandY0 = 0;
   const nCols = p.cols.starts.length;
   const nRows = p.rows.starts.length;
@@ -93,9 +95,10 @@ async function runOnce(req: RunTilesRequest, p: TilePlan): Promise<void> {
     const y0 = p.rows.starts[r] * s;
     if (y0 !== bandY0) {
       // Shift the still-open rows [y0, bandY0 + bandRows) to the top of the band.
-      const next = new Float32Array(bandRows * outW * 3);
-      next.set(band.subarray((y0 - bandY0) * outW * 3));
-      band = next;
+      const keep = band.subarray((y0 - bandY0) * outW * 3);
+      spare.set(keep);
+      spare.fill(0, keep.length);
+      [band, spare] = [spare, band];
       bandY0 = y0;
     }
     for (let c = 0; c < nCols; c++) {
