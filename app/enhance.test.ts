@@ -102,6 +102,27 @@ describe('colour and metadata round trips (replicating model, 1x)', () => {
     assert.equal(max, 0);
   });
 
+  it('16-bit RGBA PNG at 2x: 16-bit colour replicated exactly, 16-bit alpha kept', async () => {
+    const input = path.join(root, 'deep-alpha.png');
+    const px = new Uint16Array(w * h * 4).map((_, i) => (i % 4 === 3 ? 40000 + (i % 7) * 1000 : (i * 613 + 5) % 65536));
+    await rawInput(px, w, h, 4).toColourspace('rgb16').png().toFile(input);
+    const r = await enhanceFile({ input, outputDir: path.join(root, 'out16a'), model: identity, options: opts({ scale: 2 }) });
+    const m = await sharp(r.outputs[0].path).metadata();
+    assert.deepEqual([m.depth, m.channels, m.width], ['ushort', 4, w * 2]);
+    const out = await readRaw(r.outputs[0].path, { depth16: true });
+    const o = new Uint16Array(out.data.buffer, out.data.byteOffset, out.data.length / 2);
+    // Colour: nearest x4 then 2x2 box = each input pixel replicated 2x2.
+    let maxC = 0;
+    for (let y = 0; y < h * 2; y++) for (let x = 0; x < w * 2; x++) for (let c = 0; c < 3; c++) {
+      maxC = Math.max(maxC, Math.abs(o[(y * w * 2 + x) * 4 + c] - px[((y >> 1) * w + (x >> 1)) * 4 + c]));
+    }
+    assert.equal(maxC, 0);
+    const alphaIn = px.filter((_, i) => i % 4 === 3);
+    const alphaOut = o.filter((_, i) => i % 4 === 3);
+    assert.ok(alphaOut.some((v) => v % 257 !== 0), 'alpha keeps 16-bit precision');
+    assert.ok(Math.abs(alphaOut.reduce((a, b) => a + b, 0) / alphaOut.length - alphaIn.reduce((a, b) => a + b, 0) / alphaIn.length) < 30);
+  });
+
   it('EXIF orientation 6: applied before inference, output upright with orientation 1, EXIF and XMP kept', async () => {
     const input = path.join(root, 'rotated.jpg');
     await base().withExif({ IFD0: { Make: 'Acme', Copyright: 'Jane Tester' } }).withXmp(XMP).withMetadata({ orientation: 6 }).jpeg({ quality: 95 }).toFile(input);

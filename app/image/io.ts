@@ -157,9 +157,14 @@ export async function decodeImage(file: string, maxPixels = DEFAULT_MAX_INPUT_PI
   const ch = out.channels;
   let all: Uint8Array | Uint16Array;
   if (info.depth16) {
-    const copy = new Uint8Array(data.length);
-    copy.set(data);
-    all = new Uint16Array(copy.buffer, 0, n * ch);
+    // A view when the bytes are 2-aligned (usual), else one aligned copy.
+    if (data.byteOffset % 2 === 0) {
+      all = new Uint16Array(data.buffer, data.byteOffset, n * ch);
+    } else {
+      const copy = new Uint8Array(data.length);
+      copy.set(data);
+      all = new Uint16Array(copy.buffer, 0, n * ch);
+    }
   } else {
     all = new Uint8Array(data.buffer, data.byteOffset, n * ch);
   }

@@ -23,8 +23,8 @@ export type ConcreteFormat = Exclude<OutputFormat, 'same'>;
 
 export const EXTENSIONS: Record<ConcreteFormat, string> = { jpeg: '.jpg', png: '.png', webp: '.webp', tiff: '.tif', avif: '.avif' };
 
-/** Largest width/height each encoder accepts. */
-export const MAX_DIMENSION: Record<ConcreteFormat, number> = { jpeg: 65535, png: 1 << 30, webp: 16383, tiff: 1 << 30, avif: 16384 };
+/** Largest width/height each encoder accepts (measured with sharp 0.35.5 / libvips 8.18.7). */
+export const MAX_DIMENSION: Record<ConcreteFormat, number> = { jpeg: 65500, png: 1 << 30, webp: 16383, tiff: 1 << 30, avif: 16384 };
 
 /** Temp files/folders made by Duoscale in output folders (safe to delete when no job runs). */
 export const TEMP_NAME_RE = /^\.duoscale-.*\.tmp$/;
