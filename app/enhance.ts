@@ -216,7 +216,6 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
 
   const outputs: EnhanceOutput[] = [];
   let lastTileSizes: number[] = [];
-  let tilesPerRun = 0;
   let variationIndex = 0;
   for (const target of outPlan.outputs) {
     const workDir = path.join(outDir, `.duoscale-${randomBytes(6).toString('hex')}.tmp`);
@@ -231,7 +230,6 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
         rows: async (data: Float32Array, y0: number, y1: number) => {
           const n = y1 - y0;
           let rgb = quantize(data, depth16);
-          if (!depth16 && img.info.depth16) { /* 16-bit source to an 8-bit format: quantize already made 8 bit */ }
           rgb = boxReduce(rgb, W * s, n, 3, k);
           const rows = n / k;
           const px = rows * bandW;
@@ -245,7 +243,7 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
       const r = await runTiles({
         session, pixels: img.pixels, width: W, height: H, channels: 3, seed: target.seed, tile, overlap: m.tile.overlap,
         sink, signal: req.signal, file: input, simulateOutOfMemory: req.simulateOutOfMemory,
-        onTile: (done, total) => { tilesPerRun = total; req.onTile?.(v * total + done, total * outPlan.outputs.length); },
+        onTile: (done, total) => req.onTile?.(v * total + done, total * outPlan.outputs.length),
       });
       lastTileSizes = r.tileSizes;
       await writer.finish();
@@ -274,7 +272,6 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
     }
     variationIndex++;
   }
-  void tilesPerRun;
   return {
     outputs, input: img.info, ms: performance.now() - t0, tile: lastTileSizes[lastTileSizes.length - 1] ?? tile,
     tileSizes: lastTileSizes, provider: session.provider, format: outPlan.format,
