@@ -9,8 +9,10 @@
 // horizontally adjacent pixels (x = 2k, 2k+1 share one hash pair, k = floor(x / 2)):
 //   key = fmix32(fmix32(fmix32(seed ^ 0x9E3779B9) ^ ((c + 1) * 0x85EBCA6B)) ^ (y * 0xC2B2AE35))
 //   h1  = fmix32(key ^ (k * 0x27D4EB2F)),  h2 = fmix32(h1 ^ 0x165667B1)
-//   r   = sqrt(-2 ln((h1 + 0.5) / 2^32)),  t = 2 pi h2 / 2^32
-//   z   = r cos t for even x, r sin t for odd x
+//   r   = sqrt(-2 ln((h1 + 0.5) / 2^32)),  a = h2 >>> 18 (14-bit angle index)
+//   z   = r cos t for even x, r sin t for odd x, t = 2 pi (a + 0.5) / 2^14
+// (cos/sin come from a 2^14-entry table: twice as fast as Math.cos/sin, and an angle step of
+// 0.0004 rad changes nothing a model can see.)
 // All products are 32-bit (Math.imul); coordinates may be negative or past the image
 // (padding) and are hashed as int32. Seeds are taken modulo 2^32.
 
@@ -24,7 +26,12 @@ function fmix32(h: number): number {
 }
 
 const INV_2_32 = 1 / 4294967296;
-const TWO_PI = 2 * Math.PI;
+const ANGLE_BITS = 14;
+const ANGLES = 1 << ANGLE_BITS;
+const ANGLE_MASK = ANGLES - 1;
+const QUARTER = ANGLES >> 2;
+const COS = new Float64Array(ANGLES);
+for (let i = 0; i < ANGLES; i++) COS[i] = Math.cos((2 * Math.PI * (i + 0.5)) / ANGLES);
 
 /** One standard normal sample at (seed, c, y, x). */
 export function noiseAt(seed: number, c: number, y: number, x: number): number {
@@ -33,8 +40,9 @@ export function noiseAt(seed: number, c: number, y: number, x: number): number {
   const h1 = fmix32(key ^ Math.imul((x | 0) >> 1, 0x27d4eb2f));
   const h2 = fmix32(h1 ^ 0x165667b1);
   const r = Math.sqrt(-2 * Math.log((h1 + 0.5) * INV_2_32));
-  const t = TWO_PI * h2 * INV_2_32;
-  return (x & 1) === 0 ? r * Math.cos(t) : r * Math.sin(t);
+  const a = h2 >>> (32 - ANGLE_BITS);
+  // sin t = cos(t - pi/2)
+  return (x & 1) === 0 ? r * COS[a] : r * COS[(a - QUARTER) & ANGLE_MASK];
 }
 
 /** Planar float32 noise [channels, h, w] for the window whose top-left is image pixel (x0, y0). */
@@ -52,10 +60,10 @@ export function noiseWindow(seed: number, channels: number, x0: number, y0: numb
         const h1 = fmix32(key ^ Math.imul(k, 0x27d4eb2f));
         const h2 = fmix32(h1 ^ 0x165667b1);
         const r = Math.sqrt(-2 * Math.log((h1 + 0.5) * INV_2_32));
-        const t = TWO_PI * h2 * INV_2_32;
+        const a = h2 >>> (32 - ANGLE_BITS);
         const xe = 2 * k;
-        if (xe >= xa) out[o + xe] = r * Math.cos(t);
-        if (xe + 1 < xb) out[o + xe + 1] = r * Math.sin(t);
+        if (xe >= xa) out[o + xe] = r * COS[a];
+        if (xe + 1 < xb) out[o + xe + 1] = r * COS[(a - QUARTER) & ANGLE_MASK];
       }
     }
   }
