@@ -38,7 +38,7 @@ def test_json_has_every_method_and_metric(run):
     assert data["crop"] == {"hr": 32, "lr": 8, "where": "centre"}
     assert "Y" in data["colour_space"] and data["degradations"]["realesrgan"]["seed"] == 1234
     assert data["n_images"] == 3
-    methods = ["lanczos", "bicubic", "teacher-15", "teacher-15-stochastic", "ckpt", "onnx"]
+    methods = ["lanczos", "bicubic", "teacher-4", "teacher-4-stochastic", "ckpt", "onnx"]
     for deg in ("bicubic", "realesrgan"):
         assert list(data["summary"][deg]) == methods
         for m in methods:
@@ -53,20 +53,20 @@ def test_json_has_every_method_and_metric(run):
     for deg in ("bicubic", "realesrgan"):
         a, b = data["summary"][deg]["ckpt"], data["summary"][deg]["onnx"]
         assert abs(a["psnr_y"] - b["psnr_y"]) < 0.05
-    # teacher-15 and student-1 timed in the same onnxruntime run
+    # teacher-4 and student-1 timed in the same onnxruntime run
     ms = data["runtime"]["ms"]
-    assert set(ms) == {"teacher-15", "ckpt", "onnx"} and all(v > 0 for v in ms.values())
-    assert data["runtime"]["speedup_vs_teacher-15"]["ckpt"] > 1
+    assert set(ms) == {"teacher-4", "ckpt", "onnx"} and all(v > 0 for v in ms.values())
+    assert data["runtime"]["speedup_vs_teacher-4"]["ckpt"] > 1
     assert set(data["acceptance"]) == {"ckpt", "onnx"}
     md = (out / "eval.md").read_text()
-    assert "| teacher-15 |" in md and "PSNR-Y" in md
+    assert "| teacher-4 |" in md and "PSNR-Y" in md
 
 
 def test_grid_png_has_the_expected_size(run):
     out, result = run
     for deg in ("bicubic", "realesrgan"):
         g = result["grids"][deg]
-        assert g["columns"] == ["input (nearest)", "lanczos", "teacher-15", "teacher-15-stochastic", "ckpt",
+        assert g["columns"] == ["input (nearest)", "lanczos", "teacher-4", "teacher-4-stochastic", "ckpt",
                                 "onnx", "ground truth"]
         with Image.open(out / g["file"]) as im:
             # 7 columns and 3 rows of 16 px crops, 4 px gaps, 16 px label band

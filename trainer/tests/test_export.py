@@ -31,8 +31,9 @@ def tiny_net(seed=0):
     return net
 
 
-def make_checkpoint(path, seed=0, step=7):
-    """A student checkpoint in the trainer's format (train/common.py model_payload keys)."""
+def make_checkpoint(path, seed=0, step=7, T=4):
+    """A student checkpoint in the trainer's format (train/common.py model_payload keys). T=4 (the
+    journal schedule's length, ML.md 1.1) keeps the unrolled teacher chain quick to export."""
     net = tiny_net(seed)
     teacher = tiny_net(seed + 1)
     cfg = Config()
@@ -41,7 +42,7 @@ def make_checkpoint(path, seed=0, step=7):
     cfg.run.seed = 42
     sd, tsd = net.state_dict(), teacher.state_dict()
     ck = {"kind": "student", "step": step, "trainer_version": "0.1.0", "config": cfg.to_dict(),
-          "codec": S2DCodec().config(), "codec_state": None, "schedule": Schedule().to_dict(),
+          "codec": S2DCodec().config(), "codec_state": None, "schedule": Schedule(T=T).to_dict(),
           "nets": {"student": net.config(), "teacher": teacher.config()},
           "models": {"student": sd, "teacher": tsd}, "ema": {"student": sd, "teacher": tsd},
           "optim": {}, "rng": {}, "wall_s": 90.0}
@@ -161,7 +162,7 @@ def test_cli_export_from_checkpoint_student_and_teacher(tmp_path, capsys):
     rc = main(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "t-x4", "--which", "teacher"])
     assert rc == 0
     tman = json.loads((tmp_path / "m" / "t-x4.json").read_text())
-    assert tman["steps"] == 15 and max(r["max_abs_diff"] for r in tman["export"]["parity"]) < 1e-3
+    assert tman["steps"] == 4 and max(r["max_abs_diff"] for r in tman["export"]["parity"]) < 1e-3
     # A missing checkpoint is a clear error event, not a traceback.
     rc = main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m"), "--name", "x"])
     err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
