@@ -102,6 +102,7 @@ def test_extract_faces_report_and_cli(tmp_path, portrait, capsys):
     out = tmp_path / "out"
     rep = faces.extract_faces(src, out, size=96)
     assert rep["images"] == 3 and rep["faces_found"] == 1 and rep["faces_kept"] == 1
+    assert rep["detections"] >= 1 and rep["rejected"]["no_eyes"] == rep["detections"] - 1
     assert rep["images_with_faces"] == 1 and rep["aligned"] == 1
     assert len(rep["errors"]) == 1 and "broken.jpg" in rep["errors"][0]
     crop = cv2.imread(rep["outputs"][0])

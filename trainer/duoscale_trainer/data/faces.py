@@ -11,8 +11,8 @@ Evaluation follows the cascade file format: each window is variance-normalised o
 (w-2) x (h-2) area, each weak classifier walks its tree (feature value < threshold -> left), a stage
 passes when the sum of its leaf values reaches the stage threshold. The image is scanned on a
 pyramid (factor 1.1); overlapping hits are clustered and a face needs ``min_neighbors`` supporting
-hits. A face is kept when at least one eye is found in its upper half (cuts false positives on
-textures); with two eyes the crop is rotated so that the eyes are level.
+hits. A detection counts as a face when both eyes are found in its upper part (the eye cascade cuts
+the face cascade's false positives on rocks, clouds, skin); the crop is rotated so the eyes are level.
 """
 
 from __future__ import annotations
@@ -328,27 +328,34 @@ def find_eyes(img_rgb: np.ndarray, box: Box) -> list[tuple[float, float]]:
     return eyes
 
 
-def detect_faces(img_rgb: np.ndarray, min_size: int = 24, min_neighbors: int = 3,
-                 require_eyes: bool = True, max_side: int = 1024) -> list[Box]:
-    """Frontal faces in an RGB (or gray) uint8 image, as (x, y, w, h) boxes, biggest first.
+def face_candidates(img_rgb: np.ndarray, min_size: int = 24, min_neighbors: int = 3,
+                    max_side: int = 1024) -> list[tuple[Box, int]]:
+    """Raw cascade detections [(box, neighbours)], biggest first, before any eye check.
 
-    Large photos are scanned on a copy whose long side is at most ``max_side`` (boxes are mapped back
-    to the input's pixels). With ``require_eyes`` a face needs at least one detected eye.
+    Large photos are scanned on a reduced copy: long side <= ``max_side`` and the smallest wanted face
+    about 40 px (2x the 20 px cascade window), so a large ``min_size`` makes the scan much cheaper.
+    Boxes are in the input's pixels.
     """
     if img_rgb.ndim not in (2, 3):
         raise ValueError(f"expected an image array, got shape {img_rgb.shape}")
     gray = _gray(img_rgb)
     h, w = gray.shape
-    # scan a reduced copy: long side <= max_side, and the smallest wanted face about 40 px (2x the
-    # 20 px cascade window) -- big minimum sizes make the scan much cheaper
     f = min(1.0, max_side / max(h, w), 40.0 / max(min_size, 1))
     if f < 1.0:
         gray = cv2.resize(gray, (int(round(w * f)), int(round(h * f))), interpolation=cv2.INTER_AREA)
     found = load_cascade(FACE_CASCADE).detect(gray, 1.1, min_neighbors, min_size=max(20, int(min_size * f)))
-    boxes = [tuple(int(round(v / f)) for v in b) for b, _ in found]
-    if require_eyes:
-        boxes = [b for b in boxes if find_eyes(img_rgb, b)]
-    return boxes
+    return [(tuple(int(round(v / f)) for v in b), n) for b, n in found]
+
+
+def detect_faces(img_rgb: np.ndarray, min_size: int = 24, min_neighbors: int = 3, min_eyes: int = 2,
+                 max_side: int = 1024) -> list[Box]:
+    """Frontal faces in an RGB (or gray) uint8 image, as (x, y, w, h) boxes, biggest first.
+
+    A detection counts as a face when ``find_eyes`` finds at least ``min_eyes`` eyes in it (default 2:
+    on our photo pool, every cascade false positive -- rocks, clouds, an arm -- had at most one).
+    """
+    return [b for b, _ in face_candidates(img_rgb, min_size, min_neighbors, max_side)
+            if len(find_eyes(img_rgb, b)) >= min_eyes]
 
 
 def eye_angle(eyes: list[tuple[float, float]]) -> float | None:
@@ -403,13 +410,14 @@ def _outside_fraction(shape, box: Box, margin: float) -> float:
 
 
 def extract_faces(folder, out_folder, size: int = 256, margin: float = 1.6, min_neighbors: int = 3,
-                  max_outside: float = 0.2, allow_upscale: bool = False) -> dict:
+                  max_outside: float = 0.2, allow_upscale: bool = False, min_eyes: int = 2) -> dict:
     """Find faces in every photo of ``folder`` and write aligned size x size PNG crops to ``out_folder``.
 
-    A face is rejected when its crop would need upscaling (native crop side < ``size``, unless
-    ``allow_upscale``), or when more than ``max_outside`` of the crop lies outside the photo.
-    Returns a JSON-ready report: counts of images, faces found / kept / rejected by reason, aligned
-    (eyes levelled), unreadable files, and the written paths.
+    Each cascade detection is rejected when fewer than ``min_eyes`` eyes are found in it ("no_eyes",
+    mostly false detections), when its crop would need upscaling (native crop side < ``size``, unless
+    ``allow_upscale``: "too_small"), or when more than ``max_outside`` of the crop lies outside the
+    photo ("at_edge"). Returns a JSON-ready report: images, detections, faces_found (passed the eye
+    check), faces_kept, rejected by reason, aligned (eyes levelled), unreadable files, written paths.
     """
     from .dataset import ImageError, decode_image, list_images
     from .degrade import write_png_atomic
@@ -417,8 +425,9 @@ def extract_faces(folder, out_folder, size: int = 256, margin: float = 1.6, min_
     paths = list_images(folder)
     out_folder = Path(out_folder)
     out_folder.mkdir(parents=True, exist_ok=True)
-    report = {"images": len(paths), "images_with_faces": 0, "faces_found": 0, "faces_kept": 0,
-              "rejected": {"too_small": 0, "at_edge": 0}, "aligned": 0, "errors": [], "outputs": []}
+    report = {"images": len(paths), "images_with_faces": 0, "detections": 0, "faces_found": 0,
+              "faces_kept": 0, "rejected": {"no_eyes": 0, "too_small": 0, "at_edge": 0}, "aligned": 0,
+              "size": size, "errors": [], "outputs": []}
     min_face = 1 if allow_upscale else int(math.ceil(size / margin))
     for path in paths:
         try:
@@ -428,19 +437,23 @@ def extract_faces(folder, out_folder, size: int = 256, margin: float = 1.6, min_
             continue
         img8 = native if native.dtype == np.uint8 else np.round(native / 257.0).astype(np.uint8)
         # faces down to half the usable size are detected (and reported as too small)
-        boxes = detect_faces(img8, min_size=max(24, min_face // 2), min_neighbors=min_neighbors,
-                             require_eyes=True)
-        report["faces_found"] += len(boxes)
+        cands = face_candidates(img8, min_size=max(24, min_face // 2), min_neighbors=min_neighbors)
+        report["detections"] += len(cands)
         kept_here = 0
-        for k, box in enumerate(boxes):
+        for k, (box, _) in enumerate(cands):
+            eyes = find_eyes(img8, box)
+            if len(eyes) < min_eyes:
+                report["rejected"]["no_eyes"] += 1
+                continue
+            report["faces_found"] += 1
             if max(box[2], box[3]) < min_face:
                 report["rejected"]["too_small"] += 1
                 continue
             if _outside_fraction(native.shape, box, margin) > max_outside:
                 report["rejected"]["at_edge"] += 1
                 continue
-            eyes = find_eyes(img8, box)
-            if eye_angle(eyes) is not None:
+            angle = eye_angle(eyes)
+            if angle is not None and abs(angle) <= 30.0:
                 report["aligned"] += 1
             crop = align_crop(native, box, size, margin, eyes)
             rel = path.relative_to(folder) if Path(folder) in path.parents else Path(path.name)
@@ -468,10 +481,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--min-neighbors", type=int, default=3, help="detector hits needed per face")
     parser.add_argument("--allow-upscale", action="store_true",
                         help="keep faces smaller than --size (they are enlarged; not HR ground truth)")
+    parser.add_argument("--min-eyes", type=int, default=2, choices=[0, 1, 2],
+                        help="eyes that must be found in a detection for it to count as a face")
 
 
 def run(args: argparse.Namespace) -> int:
     report = extract_faces(args.input, args.out, size=args.size, margin=args.margin,
-                           min_neighbors=args.min_neighbors, allow_upscale=args.allow_upscale)
+                           min_neighbors=args.min_neighbors, allow_upscale=args.allow_upscale,
+                           min_eyes=args.min_eyes)
     print(json.dumps(report))
     return 0
