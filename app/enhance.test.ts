@@ -85,6 +85,18 @@ describe('colour and metadata round trips (replicating model, 1x)', () => {
     assert.equal(m.channels, 3);
     assert.ok(maxAbsDiff((await readRaw(input)).data, (await readRaw(r.outputs[0].path)).data) <= 1);
     assert.equal(r.input.space, 'cmyk');
+    // With an embedded CMYK profile: converted through it, written as RGB with an sRGB profile.
+    const tagged = path.join(root, 'cmyk-icc.jpg');
+    await base().withIccProfile('cmyk').jpeg({ quality: 95 }).toFile(tagged);
+    const tm = await sharp(tagged).metadata();
+    assert.equal(tm.space, 'cmyk');
+    assert.ok(tm.icc);
+    const r2 = await enhanceFile({ input: tagged, outputDir: path.join(root, 'out-cmyk'), model: identity, options: opts() });
+    assert.equal(r2.input.iccKind, 'cmyk');
+    const m2 = await sharp(r2.outputs[0].path).metadata();
+    assert.equal(m2.channels, 3);
+    assert.match(iccDescription(m2.icc) ?? '', /sRGB/i);
+    assert.ok(maxAbsDiff((await readRaw(tagged)).data, (await readRaw(r2.outputs[0].path)).data) <= 1);
   });
 
   it('16-bit PNG: stays 16 bit, samples exact', async () => {
