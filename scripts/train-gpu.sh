@@ -6,7 +6,7 @@
 #      distill only | distill + HR | distill + LR | all three with the conv downsampler
 # and writes slim checkpoints (EMA weights, fp16) that fit the transfer limits of a lent GPU.
 #
-#   bash scripts/train-gpu.sh DATA_DIR OUT_DIR
+#   bash scripts/train-gpu.sh DATA_DIR OUT_DIR [SLIM_DIR]
 #
 # DATA_DIR: training photos (any size; we use 417 random 512x512 crops of the train split, JPEG q92,
 # made by scripts/make-gpu-crops.py). EXTRA="--set ..." appends trainer flags (a CPU smoke run uses it). Every stage is bounded by the trainer's own --minutes budget;
@@ -14,6 +14,8 @@
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
+SLIM=${3:-$OUT}     # where the slim checkpoints go, stage by stage (so a cut-off run keeps them)
+LOGS=${LOGS:-$SLIM} # where each stage's JSON-lines progress and log go
 cd "$(dirname "$0")/.."
 export PYTHONPATH="$PWD/trainer${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
@@ -22,54 +24,56 @@ WORKERS=${WORKERS:-$(( $(nproc) - 2 ))}
 TEACHER_MIN=${TEACHER_MIN:-3.0}
 STUDENT_MIN=${STUDENT_MIN:-2.2}
 ABLATION_MIN=${ABLATION_MIN:-0.45}
-mkdir -p "$OUT"
+mkdir -p "$OUT" "$SLIM" "$LOGS"
 COMMON=(--preset gpu --data "$DATA" --degradation "$DEG" --workers "$WORKERS" --seed 0
         --set model.unet=small --set model.disc_preset=small ${EXTRA:-})
 
-stage() {  # stage NAME ARGS...: run one trainer command, log to OUT/NAME.log
+slim() {  # slim NAME: fp16 EMA weights of OUT/NAME into SLIM/NAME.slim.pt (split when > 15 MiB)
+  "$PY" - "$OUT/$1" "$SLIM/$1.slim.pt" <<'PY'
+import sys, torch, pathlib
+run, dst = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+ck = run / "checkpoints" / "last.pt"
+if not ck.exists():
+    sys.exit(f"{ck}: no checkpoint, nothing to slim")
+c = torch.load(ck, map_location="cpu", weights_only=False)
+half = lambda sd: {k: (v.half() if torch.is_floating_point(v) else v) for k, v in sd.items()}
+slim = {k: c[k] for k in c if k not in ("optim", "rng")}
+ema = c.get("ema", {})
+# One copy of each network: its EMA weights where it has them (what inference and fine-tunes use).
+slim["models"] = {n: half(ema.get(n, sd)) for n, sd in c["models"].items()}
+if run.name.startswith("abl-"):     # ablations: only the student is needed for evaluation
+    slim["models"] = {"student": slim["models"]["student"]}
+elif run.name == "student":         # its frozen teacher is teacher.slim.pt already
+    slim["models"].pop("teacher", None)
+slim["ema"] = {n: slim["models"][n] for n in ema if n in slim["models"]}
+slim["slim"] = "fp16 EMA weights; optimiser and RNG state dropped (not resumable, fine-tunable)"
+torch.save(slim, dst)
+print(run.name, "step", c.get("step"), "->", dst.stat().st_size // 1024, "KiB", file=sys.stderr)
+PY
+  local f="$SLIM/$1.slim.pt"
+  # A lent GPU returns files of at most 16 MiB: split larger ones (cat them back together).
+  if [ -f "$f" ] && [ "$(stat -c %s "$f")" -gt $((15 * 1024 * 1024)) ]; then
+    split -b 15M -d "$f" "$f.part" && rm "$f"
+  fi
+}
+
+stage() {  # stage NAME ARGS...: run one trainer command, log to LOGS/NAME.{jsonl,log}, then slim it
   local name=$1; shift
   echo "== $(date +%T) $name" >&2
-  "$PY" -m duoscale_trainer "$@" > "$OUT/$name.jsonl" 2> "$OUT/$name.log" \
-    || echo "!! $name failed (rc=$?), see $OUT/$name.log" >&2
-  tail -n 2 "$OUT/$name.jsonl" >&2
+  if "$PY" -m duoscale_trainer "$@" > "$LOGS/$name.jsonl" 2> "$LOGS/$name.log"; then
+    slim "$name"
+  else
+    echo "!! $name failed (rc=$?), see $LOGS/$name.log" >&2; tail -n 5 "$LOGS/$name.log" >&2; return 1
+  fi
+  tail -n 1 "$LOGS/$name.jsonl" >&2
 }
 
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >&2 || true
-stage teacher teacher "${COMMON[@]}" --out "$OUT/teacher" --minutes "$TEACHER_MIN"
+stage teacher teacher "${COMMON[@]}" --out "$OUT/teacher" --minutes "$TEACHER_MIN" || exit 1
 T="$OUT/teacher/checkpoints/last.pt"
 stage student student "${COMMON[@]}" --out "$OUT/student" --teacher "$T" --minutes "$STUDENT_MIN" --downsampler diffusion
 stage abl-distill student "${COMMON[@]}" --out "$OUT/abl-distill" --teacher "$T" --minutes "$ABLATION_MIN" --no-hr-adv --no-lr-adv
 stage abl-hr student "${COMMON[@]}" --out "$OUT/abl-hr" --teacher "$T" --minutes "$ABLATION_MIN" --no-lr-adv
 stage abl-lr student "${COMMON[@]}" --out "$OUT/abl-lr" --teacher "$T" --minutes "$ABLATION_MIN" --no-hr-adv
 stage abl-conv student "${COMMON[@]}" --out "$OUT/abl-conv" --teacher "$T" --minutes "$ABLATION_MIN" --downsampler conv
-
-# Slim checkpoints: drop optimiser and RNG state, keep every network (fine-tunes start from them)
-# and the EMA weights, in fp16. load_state_dict converts them back to fp32.
-"$PY" - "$OUT" <<'PY'
-import sys, torch, pathlib
-out = pathlib.Path(sys.argv[1])
-for run in sorted(out.iterdir()):
-    ck = run / "checkpoints" / "last.pt"
-    if not ck.exists():
-        continue
-    c = torch.load(ck, map_location="cpu", weights_only=False)
-    half = lambda sd: {k: (v.half() if torch.is_floating_point(v) else v) for k, v in sd.items()}
-    slim = {k: c[k] for k in c if k not in ("optim", "rng")}
-    ema = c.get("ema", {})
-    # One copy of each network: its EMA weights where it has them (what inference and fine-tunes use).
-    slim["models"] = {n: half(ema.get(n, sd)) for n, sd in c["models"].items()}
-    if run.name.startswith("abl-"):   # ablations: only the student is needed for evaluation
-        slim["models"] = {"student": slim["models"]["student"]}
-    elif run.name == "student":       # its frozen teacher is teacher.slim.pt already
-        slim["models"].pop("teacher", None)
-    slim["ema"] = {n: slim["models"][n] for n in ema if n in slim["models"]}
-    slim["slim"] = "fp16 EMA weights; optimiser and RNG state dropped (not resumable, fine-tunable)"
-    torch.save(slim, out / f"{run.name}.slim.pt")
-    print(run.name, "step", c.get("step"), "->", (out / f"{run.name}.slim.pt").stat().st_size // 1024, "KiB", file=sys.stderr)
-PY
-# A lent GPU returns files of at most 16 MiB: split larger ones (cat them back together).
-for f in "$OUT"/*.slim.pt; do
-  [ -f "$f" ] || continue
-  if [ "$(stat -c %s "$f")" -gt $((15 * 1024 * 1024)) ]; then split -b 15M -d "$f" "$f.part" && rm "$f"; fi
-done
-ls -la "$OUT" >&2
+ls -la "$SLIM" >&2
