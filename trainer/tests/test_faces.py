@@ -103,6 +103,8 @@ def test_extract_faces_report_and_cli(tmp_path, portrait, capsys):
     rep = faces.extract_faces(src, out, size=96)
     assert rep["images"] == 3 and rep["faces_found"] == 1 and rep["faces_kept"] == 1
     assert rep["detections"] >= 1 and rep["rejected"]["no_eyes"] == rep["detections"] - 1
+    kept = [d for d in rep["details"] if d["result"] == "kept"]
+    assert len(kept) == 1 and kept[0]["eyes"] == 2 and kept[0]["image"].endswith("portrait.png")
     assert rep["images_with_faces"] == 1 and rep["aligned"] == 1
     assert len(rep["errors"]) == 1 and "broken.jpg" in rep["errors"][0]
     crop = cv2.imread(rep["outputs"][0])
