@@ -86,6 +86,14 @@ def test_align_crop_levels_the_eyes():
     assert ys[xs >= 64].mean() - ys[xs < 64].mean() > 15
 
 
+def test_eye_check_rule():
+    assert faces.is_face([(1, 1), (5, 1)], hits=6)
+    assert not faces.is_face([(1, 1)], hits=12)              # one eye, weak detection: rejected
+    assert faces.is_face([(1, 1)], hits=25)                  # one eye, strong detection: kept
+    assert not faces.is_face([], hits=100)
+    assert faces.is_face([], hits=6, min_eyes=0)
+
+
 def test_group_boxes():
     hits = [(100, 100, 40, 40), (102, 101, 40, 40), (99, 98, 42, 42), (300, 50, 40, 40)]
     merged = faces.group_boxes(hits, min_neighbors=2)
