@@ -169,7 +169,8 @@ def run_training(command: str, args: argparse.Namespace) -> int:
         summary = module.train(cfg, resume=resume)
         return 0 if summary.get("status") in ("completed", "stopped") else 1
     except KeyboardInterrupt:
-        protocol.emit("error", message="interrupted")
+        protocol.emit("error", message="interrupted", command=command)
+        protocol.emit("finished", status="failed", command=command)
         return 130
     except Exception as e:  # noqa: BLE001 - every failure becomes an `error` event
         from .train.common import TrainError
@@ -180,6 +181,7 @@ def run_training(command: str, args: argparse.Namespace) -> int:
             traceback.print_exc(file=sys.__stderr__)
         log.error("%s", message)
         protocol.emit("error", message=message, command=command)
+        protocol.emit("finished", status="failed", command=command)   # `finished` always ends a run
         return 1
 
 

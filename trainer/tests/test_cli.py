@@ -80,14 +80,14 @@ def test_minutes_flag_and_learned_codec_flag(tmp_path):
 def test_bad_config_is_an_error_event(argv, needle, tmp_path):
     rc, text = run_raw(["teacher", "--preset", "test", "--data", tmp_path, "--out", tmp_path / "r", *argv])
     assert rc == 1
-    event = json.loads(text.strip().splitlines()[-1])
+    event = json.loads(text.strip().splitlines()[-2])
     assert event["event"] == "error" and needle in event["message"]
     assert not (tmp_path / "r").exists()
 
 
 def test_missing_out_is_reported(tmp_path):
     rc, text = run_raw(["teacher", "--preset", "test", "--data", tmp_path])
-    assert rc == 1 and "--out" in json.loads(text.splitlines()[-1])["message"]
+    assert rc == 1 and "--out" in json.loads(text.splitlines()[-2])["message"]
 
 
 def test_every_command_has_help_or_says_it_is_missing(capsys):

@@ -126,4 +126,18 @@ def test_resume_rejects_a_checkpoint_of_another_kind(photos, tmp_path):
     rc, _ = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", out, "--steps", 1])
     rc, ev = run_cli(["autoencoder", "--preset", "test", "--data", photos, "--out", tmp_path / "ae",
                       "--resume", out / "checkpoints" / "last.pt"])
-    assert rc == 1 and "teacher" in ev[-1]["message"]
+    assert rc == 1 and "teacher" in ev[-2]["message"]
+
+
+def test_batches_are_a_function_of_the_step_with_or_without_workers(photos):
+    from duoscale_trainer.data.dataset import PairDataset
+    from duoscale_trainer.train.common import BatchSource, StepSampler
+
+    ds = PairDataset(photos, hr_size=32, degradation="realesrgan", seed=3)
+    sampler = StepSampler(len(ds), 4, seed=3)
+    inproc = BatchSource(ds, sampler, num_workers=0)
+    workers = BatchSource(PairDataset(photos, hr_size=32, degradation="realesrgan", seed=3), sampler, num_workers=2)
+    for step in (5, 6, 2):      # a jump back restarts the workers at that step
+        a, b = inproc.batch(step), workers.batch(step)
+        assert torch.equal(a["hr"], b["hr"]) and torch.equal(a["lr"], b["lr"])
+    assert not torch.equal(inproc.batch(5)["hr"], inproc.batch(6)["hr"])

@@ -111,14 +111,14 @@ def test_ablation_switches_select_loss_terms(photos, teacher_ckpt, tmp_path, fla
 
 def test_student_needs_a_teacher(photos, tmp_path):
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "run"])
-    assert rc == 1 and "--teacher" in events[-1]["message"]
+    assert rc == 1 and "--teacher" in events[-2]["message"]
 
 
 def test_all_losses_off_is_refused(photos, teacher_ckpt, tmp_path):
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "run",
                           "--teacher", teacher_ckpt, "--no-distill", "--no-denoise", "--no-hr-adv",
                           "--no-lr-adv"])
-    assert rc == 1 and "switched off" in events[-1]["message"]
+    assert rc == 1 and "switched off" in events[-2]["message"]
 
 
 def test_adversarial_loss_forms():

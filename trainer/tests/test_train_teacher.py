@@ -137,6 +137,7 @@ def test_bad_data_folder_is_an_error_event_naming_it(tmp_path):
     empty.mkdir()
     rc, events = run_cli(["teacher", "--preset", "test", "--data", empty, "--out", tmp_path / "run"])
     assert rc == 1
-    assert events[-1]["event"] == "error" and "empty" in events[-1]["message"]
+    assert events[-2]["event"] == "error" and "empty" in events[-2]["message"]
+    assert events[-1] | {"time": 0} == {"event": "finished", "status": "failed", "command": "teacher", "time": 0}
     rc, events = run_cli(["teacher", "--preset", "test", "--data", tmp_path / "nope", "--out", tmp_path / "r"])
-    assert rc == 1 and "nope" in events[-1]["message"]
+    assert rc == 1 and "nope" in events[-2]["message"]

@@ -186,13 +186,13 @@ def allreduce_grads(params: Iterable[nn.Parameter], info: DistInfo) -> None:
         offset += n
 
 
-def clip_grads(params: Iterable[nn.Parameter], max_norm: float) -> float:
+def clip_grads(params: Iterable[nn.Parameter], max_norm: float):
     params = [p for p in params if p.grad is not None]
     if not params:
         return 0.0
-    if max_norm and max_norm > 0:
-        return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
-    return float(torch.norm(torch.stack([p.grad.detach().norm() for p in params])))
+    if max_norm and max_norm > 0:      # tensors: no device sync until a progress line is due
+        return torch.nn.utils.clip_grad_norm_(params, max_norm).detach()
+    return torch.norm(torch.stack([p.grad.detach().norm() for p in params]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -378,7 +378,7 @@ def build_train_dataset(cfg: Config, run_dir: Path | None):
     if cfg.data.faces:
         folder = prepare_faces(folder, run_dir, cfg)
     return ds_mod.PairDataset(folder, hr_size=cfg.data.hr_size, scale=4, degradation=cfg.data.degradation,
-                              seed=cfg.run.seed)
+                              seed=cfg.run.seed, faces=cfg.data.faces)
 
 
 def prepare_faces(folder: str, run_dir: Path | None, cfg: Config) -> str:
@@ -391,12 +391,12 @@ def prepare_faces(folder: str, run_dir: Path | None, cfg: Config) -> str:
         size = max(cfg.data.hr_size, 128)
         report = faces_mod.extract_faces(folder, str(out), size=size)
         kept = int(report.get("faces_kept", 0)) if isinstance(report, dict) else 0
-        log.info("face mode: %s", report)
+        log.info("face mode: %d photos, %d faces kept -> %s", report.get("images", 0), kept, out)
         if kept == 0:
             raise TrainError(f"--faces: no faces found in {folder}; use photos with visible frontal "
                              "faces or drop --faces")
         import json
-        marker.write_text(json.dumps(report))
+        marker.write_text(json.dumps(report, default=str))
     return str(out)
 
 
@@ -595,10 +595,22 @@ def model_payload(ctx: RunContext, kind: str, step: int, codec, schedule, models
         "rng": rng_state(),
         "plan": plan.to_dict(),
         "wall_s": plan.wall_s(),
+        "hardware": hardware_string(ctx),
     }
     if extra:
         payload.update(extra)
     return payload
+
+
+def hardware_string(ctx: RunContext) -> str:
+    """What trained this checkpoint, for the model card (e.g. "1x NVIDIA H100 80GB HBM3")."""
+    import platform
+
+    if ctx.device.type == "cuda":
+        name = torch.cuda.get_device_name(ctx.device)
+    else:
+        name = f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
+    return f"{ctx.dist.world}x {name}"
 
 
 def restore(ck: dict, models: dict[str, nn.Module], emas: dict[str, EMA],
@@ -752,30 +764,32 @@ def train_loop(ctx: RunContext, plan: Plan, start_step: int, step_fn: StepFn,
             window.setdefault(k, []).append(v.detach() if torch.is_tensor(v) else float(v))
 
         # --minutes: probe the speed over the first steps (the first one is excluded: allocation).
+        # Under DDP rank 0 decides and every rank joins the broadcast at every probe step.
         if not plan.planned:
+            candidate = -1
             if probe_start is None:
                 probe_start = (step, now)
             elif now - probe_start[1] >= cfg.run.probe_seconds and step - probe_start[0] >= 3:
                 rate = (step - probe_start[0]) / max(now - probe_start[1], 1e-6)
                 remaining = plan.budget_s - (now - plan.t0)
-                total = step + max(0, int(remaining * rate))
-                total = ctx.broadcast_int(total)
+                candidate = step + max(0, int(remaining * rate))
+            total = ctx.broadcast_int(candidate)
+            if total >= 0:
                 plan.total_steps = max(total, step + 1)
                 plan.fix_milestones()
                 plan.replan_at = sorted({m + max(5, step - start_step) for m in plan.milestones.values()
                                          if m > step and m + max(5, step - start_step) < plan.total_steps})
-                log.info("budget: %.2f it/s measured over %d steps -> %d total steps in %.1f min",
-                         rate, step - probe_start[0], plan.total_steps, plan.budget_s / 60)
+                log.info("budget: speed measured over %d steps -> %d total steps in %.1f min",
+                         step - probe_start[0], plan.total_steps, plan.budget_s / 60)
         elif plan.budget_s is not None and plan.replan_at and step >= plan.replan_at[0]:
             plan.replan_at.pop(0)
             recent = [(s, t) for s, t in times if s >= step - 10]
-            if len(recent) >= 2 and recent[-1][1] > recent[0][1]:
-                rate = (recent[-1][0] - recent[0][0]) / (recent[-1][1] - recent[0][1])
-                remaining = plan.budget_s - (now - plan.t0)
-                total = ctx.broadcast_int(step + max(1, int(remaining * rate)))
-                if total != plan.total_steps:
-                    log.info("budget: re-planned at %.2f it/s -> %d total steps", rate, total)
-                plan.total_steps = total
+            rate = (recent[-1][0] - recent[0][0]) / max(recent[-1][1] - recent[0][1], 1e-6)
+            remaining = plan.budget_s - (now - plan.t0)
+            total = ctx.broadcast_int(step + max(1, int(remaining * rate)))
+            if total != plan.total_steps:
+                log.info("budget: re-planned at %.2f it/s -> %d total steps", rate, total)
+            plan.total_steps = total
 
         last = plan.total_steps is not None and step >= plan.total_steps
         if step % max(1, cfg.run.log_every) == 0 or last:

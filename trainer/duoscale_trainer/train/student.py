@@ -87,6 +87,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
     src = _teacher_source(cfg, resume)
     # The student inherits the teacher's architecture, codec and schedule.
     cfg.model.unet = src["config"]["model"]["unet"]
+    cfg.model.codec = src["codec"].get("kind", cfg.model.codec)
+    cfg.model.codec_ckpt = src["config"]["model"].get("codec_ckpt")
     cfg.diffusion = type(cfg.diffusion)(**src["schedule"]) if src.get("schedule") else cfg.diffusion
     ctx = C.make_context(cfg)
     try:
@@ -274,7 +276,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                         lr_real, lr_fake = logits[:B], logits[B:]
                         loss_d = d_adv_loss(lr_real, lr_fake, s.gan_loss)
                     if r1_now:
-                        grad, = torch.autograd.grad(lr_real.float().sum(), real_in, create_graph=True)
+                        # R1 on the per-sample score the losses use (the mean of its patch logits)
+                        score = lr_real.float().mean(dim=1).sum()
+                        grad, = torch.autograd.grad(score, real_in, create_graph=True)
                         r1 = grad.float().square().sum(dim=[1, 2, 3]).mean()
                         loss_d = loss_d + 0.5 * s.r1_gamma * s.r1_every * r1
                         out[f"r1_{name}"] = r1.detach()
