@@ -196,7 +196,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # ML.md 10: one H100, bf16 autocast, TF32, channels_last, fused AdamW, ~3.5 + ~3 min.
     "gpu": {
         "common": {
-            "data.hr_size": 256, "data.batch_size": 64, "data.num_workers": 6,
+            "data.hr_size": 256, "data.batch_size": 64, "data.num_workers": 12,
             "model.unet": "base", "model.downsampler_preset": "small", "model.downsampler_channels": 48,
             "model.disc_preset": "base",
             "optim.lr": 2e-4, "optim.warmup_steps": 300, "optim.ema_decay": 0.999,

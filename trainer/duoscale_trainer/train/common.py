@@ -766,7 +766,7 @@ def train_loop(ctx: RunContext, plan: Plan, start_step: int, step_fn: StepFn,
         # --minutes: probe the speed over the first steps (the first one is excluded: allocation).
         # Under DDP rank 0 decides and every rank joins the broadcast at every probe step.
         if not plan.planned:
-            candidate = -1
+            candidate, rate = -1, 0.0
             if probe_start is None:
                 probe_start = (step, now)
             elif now - probe_start[1] >= cfg.run.probe_seconds and step - probe_start[0] >= 3:
@@ -779,8 +779,8 @@ def train_loop(ctx: RunContext, plan: Plan, start_step: int, step_fn: StepFn,
                 plan.fix_milestones()
                 plan.replan_at = sorted({m + max(5, step - start_step) for m in plan.milestones.values()
                                          if m > step and m + max(5, step - start_step) < plan.total_steps})
-                log.info("budget: speed measured over %d steps -> %d total steps in %.1f min",
-                         step - probe_start[0], plan.total_steps, plan.budget_s / 60)
+                log.info("budget: %.3f it/s measured over %d steps -> %d total steps in %.1f min",
+                         rate, step - probe_start[0], plan.total_steps, plan.budget_s / 60)
         elif plan.budget_s is not None and plan.replan_at and step >= plan.replan_at[0]:
             plan.replan_at.pop(0)
             recent = [(s, t) for s, t in times if s >= step - 10]
