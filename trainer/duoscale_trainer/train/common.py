@@ -458,6 +458,7 @@ class RunContext:
     device: torch.device
     dist: DistInfo
     stop: StopFlag = field(default_factory=StopFlag)
+    threads_before: int = 0
     t_start: float = field(default_factory=time.time)
     started_sent: bool = False
 
@@ -496,24 +497,27 @@ class RunContext:
 
 
 def make_context(cfg: Config) -> RunContext:
+    if not cfg.paths.out:
+        raise TrainError("--out RUN_DIR is required (the run folder for config, checkpoints, previews)")
     kind = device_kind(cfg.run.device)
     info = init_distributed(kind)
     device = pick_device(cfg.run.device, info)
+    threads_before = torch.get_num_threads()
     apply_speed_flags(cfg, device)
     protocol.set_enabled(info.is_main)
-    if not cfg.paths.out:
-        raise TrainError("--out RUN_DIR is required (the run folder for config, checkpoints, previews)")
     run_dir = Path(cfg.paths.out)
     if info.is_main:
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "samples").mkdir(parents=True, exist_ok=True)
-    ctx = RunContext(cfg=cfg, run_dir=run_dir, device=device, dist=info)
+    ctx = RunContext(cfg=cfg, run_dir=run_dir, device=device, dist=info, threads_before=threads_before)
     ctx.barrier()
     return ctx
 
 
 def close_context(ctx: RunContext) -> None:
     ctx.stop.uninstall()
+    if ctx.threads_before and torch.get_num_threads() != ctx.threads_before:
+        torch.set_num_threads(ctx.threads_before)      # in-process callers (tests) get theirs back
     if ctx.dist.enabled and dist.is_initialized():
         with contextlib.suppress(Exception):
             dist.barrier()
