@@ -66,7 +66,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             C.allreduce_grads(codec.parameters(), ctx.dist)
             gnorm = C.clip_grads(codec.parameters(), cfg.optim.grad_clip)
             opt.step()
-            ema.update(codec)
+            ema.update(codec, step)
             return {"loss": loss.detach(), **parts, "grad_norm": gnorm, "lr": lr_now}
 
         def save_fn(step: int, snapshot: bool):

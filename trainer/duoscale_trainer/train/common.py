@@ -200,7 +200,11 @@ def clip_grads(params: Iterable[nn.Parameter], max_norm: float):
 
 
 class EMA:
-    """Exponential moving average of a module's parameters (buffers copied)."""
+    """Exponential moving average of a module's parameters (buffers copied).
+
+    The decay warms up as min(decay, (1 + step) / (10 + step)): with a fixed 0.999 the EMA of a
+    2,585-step run still carries 0.999**2585 = 7.5 % of the random initialisation, and short runs
+    are the norm here. Passing the optimiser step keeps resume exact (no extra state)."""
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = float(decay)
@@ -208,11 +212,17 @@ class EMA:
         for p in self.module.parameters():
             p.requires_grad_(False)
 
+    def decay_at(self, step: int | None) -> float:
+        if step is None:
+            return self.decay
+        return min(self.decay, (1.0 + step) / (10.0 + step))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, step: int | None = None) -> None:
         src = unwrap(model)
+        decay = self.decay_at(step)
         for e, p in zip(self.module.parameters(), src.parameters()):
-            e.lerp_(p.detach().to(e.dtype), 1.0 - self.decay)
+            e.lerp_(p.detach().to(e.dtype), 1.0 - decay)
         for e, b in zip(self.module.buffers(), src.buffers()):
             e.copy_(b)
 

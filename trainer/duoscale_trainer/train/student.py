@@ -253,7 +253,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             C.allreduce_grads(student.parameters(), ctx.dist)
             out["grad_norm"] = C.clip_grads(student.parameters(), o.grad_clip)
             opt_s.step()
-            ema.update(student)
+            ema.update(student, step)
             if s.lr_adv:
                 C.allreduce_grads(G.parameters(), ctx.dist)
                 C.clip_grads(G.parameters(), o.grad_clip)

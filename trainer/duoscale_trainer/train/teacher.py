@@ -82,7 +82,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             loss.backward()
             gnorm = C.clip_grads(net.parameters(), cfg.optim.grad_clip)
             opt.step()
-            ema.update(net)
+            ema.update(net, step)
             return {"mse": loss.detach().float(), "grad_norm": gnorm, "lr": lr_now}
 
         def save_fn(step: int, snapshot: bool):
