@@ -18,9 +18,14 @@
 // - Grey inputs give grey output (Rec. 709 luma of the model's RGB; a grey ICC profile is not
 //   re-embedded: the grey values are sRGB-encoded). CMYK inputs give RGB output with an sRGB profile.
 // - JPEG output of a photo with alpha is flattened on white.
-// - Memory: input samples (W*H*3, or *6 for 16 bit) + one tile-row band of floats
-//   (tile*scale rows x output width x 3 x 4 bytes) + libvips' sequential encode; the output
-//   image is never held whole (except by the WebP/AVIF encoders, which need the whole frame).
+// - Memory grows with the tile size and the output WIDTH, never with the image height: the
+//   photo is decoded once, sequentially, into a temp file and read back one band of LR rows
+//   at a time (image/io.ts ImageRows; alpha the same way), the model output is blended in one
+//   tile-row band of floats (tile*scale rows x output width x 3 x 4 bytes, inference/run.ts),
+//   finished rows are quantised into one reused buffer and streamed into the intermediate PNG,
+//   and libvips' final encode reads that sequentially. The output image is never held whole
+//   (except by the WebP/AVIF encoders, which need the whole frame). `npm run bench` checks it.
+//   Disk: the decoded temp copy (W*H*channels bytes, x2 for 16 bit) next to the output.
 
 import * as os from 'node:os';
 import * as fs from 'node:fs/promises';
@@ -28,7 +33,7 @@ import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { EnhanceOptions, Provider } from './api.ts';
 import { DuoscaleError, throwIfAborted } from './errors.ts';
-import { decodeImage, probeImage, DEFAULT_MAX_INPUT_PIXELS, type ImageInfo } from './image/io.ts';
+import { openImageRows, probeImage, DEFAULT_MAX_INPUT_PIXELS, type ImageInfo } from './image/io.ts';
 import { exifWithOrientation1, xmpWithOrientation1 } from './image/metadata.ts';
 import { boxReduce, PlaneUpscaler } from './image/resample.ts';
 import {
@@ -195,86 +200,102 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
   await ensureWritableDir(outDir);
   throwIfAborted(req.signal, input);
 
-  const img = await decodeImage(input, maxPx, probed);
-  const W = img.info.width;
-  const H = img.info.height;
-  const depth16 = img.info.depth16 && (outPlan.format === 'png' || outPlan.format === 'tiff');
-  const session = await getSession(req.model, o.provider, o.threads);
-
-  const tile = o.tile && o.tile > 0 ? o.tile : chooseTileSize({
-    recommended: m.tile.size, padMultiple: m.pad_multiple, budgetBytes: os.freemem() * 0.5,
-    scale: s, noiseChannels: m.noise_shape.channels, params: m.params });
-
-  const k = outPlan.reduce;
-  const f = s / k; // factor of the band files relative to the input
-  const bandW = W * f;
-  const grey = img.info.grayscale;
-  const channels = ((grey ? 1 : 3) + (img.alpha ? 1 : 0)) as 1 | 2 | 3 | 4;
-  const alphaUp = img.alpha ? new PlaneUpscaler(img.alpha, W, H, f) : null;
-  const exif = o.keepMetadata && img.exif ? exifWithOrientation1(img.exif) : undefined;
-  const xmp = o.keepMetadata && img.xmp ? xmpWithOrientation1(img.xmp) : undefined;
-
+  // One hidden work folder per photo: the decoded input and one intermediate PNG at a time.
+  const workDir = path.join(outDir, `.duoscale-${randomBytes(6).toString('hex')}.tmp`);
+  await fs.mkdir(workDir);
   const outputs: EnhanceOutput[] = [];
   let lastTileSizes: number[] = [];
-  let variationIndex = 0;
-  for (const target of outPlan.outputs) {
-    const workDir = path.join(outDir, `.duoscale-${randomBytes(6).toString('hex')}.tmp`);
-    await fs.mkdir(workDir);
-    const tmpPath = tempPathFor(target.path);
-    let writerRef: PngStreamWriter | undefined;
+  let tile = 0;
+  let provider = '';
+  let upright: ImageInfo = info;
+  try {
+    const img = await openImageRows(input, path.join(workDir, 'input.v'), maxPx, probed);
     try {
-      const source = path.join(workDir, 'upscaled.png');
-      const writer = new PngStreamWriter({ file: source, width: bandW, height: H * f, channels, depth16, exif });
-      writerRef = writer;
-      const sink = {
-        rows: async (data: Float32Array, y0: number, y1: number) => {
-          const n = y1 - y0;
-          let rgb = quantize(data, depth16);
-          rgb = boxReduce(rgb, W * s, n, 3, k);
-          const rows = n / k;
-          const px = rows * bandW;
-          const colour = grey ? toGrey(rgb, px) : rgb;
-          const samples = alphaUp ? interleaveAlpha(colour, toDepth(alphaUp.rows(y0 / k, y1 / k), depth16), px, grey ? 1 : 3) : colour;
-          await writer.push(samples, rows);
-        },
-        reset: () => writer.reset(),
-      };
-      const v = variationIndex;
-      const r = await runTiles({
-        session, pixels: img.pixels, width: W, height: H, channels: 3, seed: target.seed, tile, overlap: m.tile.overlap,
-        sink, signal: req.signal, file: input, simulateOutOfMemory: req.simulateOutOfMemory,
-        onTile: (done, total) => req.onTile?.(v * total + done, total * outPlan.outputs.length),
-      });
-      lastTileSizes = r.tileSizes;
-      await writer.finish();
-      throwIfAborted(req.signal, input);
-      let iccFile: string | undefined;
-      if (o.keepMetadata && img.icc) {
-        iccFile = path.join(workDir, 'profile.icc');
-        await fs.writeFile(iccFile, img.icc);
+      upright = { ...img.info, width: img.width, height: img.height };
+      const W = img.width;
+      const H = img.height;
+      const depth16 = img.depth16 && (outPlan.format === 'png' || outPlan.format === 'tiff');
+      const session = await getSession(req.model, o.provider, o.threads);
+      provider = session.provider;
+
+      tile = o.tile && o.tile > 0 ? o.tile : chooseTileSize({
+        recommended: m.tile.size, padMultiple: m.pad_multiple, budgetBytes: os.freemem() * 0.5,
+        scale: s, noiseChannels: m.noise_shape.channels, params: m.params });
+
+      const k = outPlan.reduce;
+      const f = s / k; // factor of the band files relative to the input
+      const bandW = W * f;
+      const grey = upright.grayscale;
+      const channels = ((grey ? 1 : 3) + (img.hasAlpha ? 1 : 0)) as 1 | 2 | 3 | 4;
+      const alphaUp = img.hasAlpha ? new PlaneUpscaler((y0, y1) => img.alphaRows(y0, y1), W, H, f) : null;
+      const exif = o.keepMetadata && img.exif ? exifWithOrientation1(img.exif) : undefined;
+      const xmp = o.keepMetadata && img.xmp ? xmpWithOrientation1(img.xmp) : undefined;
+      const readRows = (y0: number, y1: number) => img.rows(y0, y1).rgb;
+      // Quantised rows of the largest band, reused for every band.
+      let qbuf: Uint8Array | Uint16Array | null = null;
+
+      let variationIndex = 0;
+      for (const target of outPlan.outputs) {
+        const tmpPath = tempPathFor(target.path);
+        const source = path.join(workDir, 'upscaled.png');
+        const writer = new PngStreamWriter({ file: source, width: bandW, height: H * f, channels, depth16, exif });
+        try {
+          const sink = {
+            rows: async (data: Float32Array, y0: number, y1: number) => {
+              const n = y1 - y0;
+              if (!qbuf || qbuf.length < data.length) qbuf = depth16 ? new Uint16Array(data.length) : new Uint8Array(data.length);
+              let rgb = quantize(data, depth16, qbuf.subarray(0, data.length));
+              rgb = boxReduce(rgb, W * s, n, 3, k);
+              const rows = n / k;
+              const px = rows * bandW;
+              const colour = grey ? toGrey(rgb, px) : rgb;
+              const samples = alphaUp ? interleaveAlpha(colour, toDepth(alphaUp.rows(y0 / k, y1 / k), depth16), px, grey ? 1 : 3) : colour;
+              await writer.push(samples, rows);
+            },
+            reset: () => writer.reset(),
+          };
+          const v = variationIndex;
+          const r = await runTiles({
+            session, rows: readRows, width: W, height: H, channels: 3, seed: target.seed, tile, overlap: m.tile.overlap,
+            sink, signal: req.signal, file: input, simulateOutOfMemory: req.simulateOutOfMemory,
+            onTile: (done, total) => req.onTile?.(v * total + done, total * outPlan.outputs.length),
+          });
+          lastTileSizes = r.tileSizes;
+          await writer.finish();
+          throwIfAborted(req.signal, input);
+          let iccFile: string | undefined;
+          if (o.keepMetadata && img.icc) {
+            iccFile = path.join(workDir, 'profile.icc');
+            await fs.writeFile(iccFile, img.icc);
+          }
+          try {
+            await encodeOutput({
+              source, width: bandW, height: H * f, outWidth: outPlan.width, outHeight: outPlan.height,
+              format: outPlan.format, quality: o.quality, depth16, grayscale: upright.grayscale, hasAlpha: img.hasAlpha,
+              keepMetadata: o.keepMetadata, icc: img.icc, iccKind: upright.iccKind, iccFile, xmp, tmpPath,
+            });
+          } catch (e) {
+            throw new DuoscaleError('E_OUTPUT_UNWRITABLE', `could not encode the result as ${outPlan.format} (${(e as Error).message.split('\n')[0]})`, {
+              file: target.path, hint: 'Check free disk space, or choose another output format', cause: e });
+          }
+          await commitFile(tmpPath, target.path);
+          outputs.push({ path: target.path, seed: target.seed, width: outPlan.width, height: outPlan.height });
+        } finally {
+          writer.abort();
+          await fs.rm(source, { force: true });
+          await fs.rm(tmpPath, { force: true });
+        }
+        variationIndex++;
       }
-      try {
-        await encodeOutput({
-          source, width: bandW, height: H * f, outWidth: outPlan.width, outHeight: outPlan.height,
-          format: outPlan.format, quality: o.quality, depth16, grayscale: img.info.grayscale, hasAlpha: !!img.alpha,
-          keepMetadata: o.keepMetadata, icc: img.icc, iccKind: img.info.iccKind, iccFile, xmp, tmpPath,
-        });
-      } catch (e) {
-        throw new DuoscaleError('E_OUTPUT_UNWRITABLE', `could not encode the result as ${outPlan.format} (${(e as Error).message.split('\n')[0]})`, {
-          file: target.path, hint: 'Check free disk space, or choose another output format', cause: e });
-      }
-      await commitFile(tmpPath, target.path);
-      outputs.push({ path: target.path, seed: target.seed, width: outPlan.width, height: outPlan.height });
     } finally {
-      writerRef?.abort();
-      await fs.rm(workDir, { recursive: true, force: true });
-      await fs.rm(tmpPath, { force: true });
+      img.close();
     }
-    variationIndex++;
+  } finally {
+    await fs.rm(workDir, { recursive: true, force: true });
   }
   return {
-    outputs, input: img.info, ms: performance.now() - t0, tile: lastTileSizes[lastTileSizes.length - 1] ?? tile,
-    tileSizes: lastTileSizes, provider: session.provider, format: outPlan.format,
+    outputs, input: upright, ms: performance.now() - t0, tile: lastTileSizes[lastTileSizes.length - 1] ?? tile,
+    tileSizes: lastTileSizes, provider, format: outPlan.format,
   };
 }
 

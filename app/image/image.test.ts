@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import sharp from 'sharp';
 import { tmpDir } from '../test/helpers/images.ts';
 import { iccDescription, iccKind } from './color.ts';
+import { decodeImage, openImageRows } from './io.ts';
 import { exifWithOrientation1, pngChunk, readOrientation, xmpWithOrientation1 } from './metadata.ts';
 import { boxReduce, PlaneUpscaler } from './resample.ts';
 import { expandName, PngStreamWriter, resolveFormat, TEMP_NAME_RE, tempPathFor } from './write.ts';
@@ -57,6 +58,15 @@ describe('resampling', () => {
     const up = new PlaneUpscaler(ramp, w, h, 4).rows(5, 6);
     // Output pixel X samples input x = (X + 0.5)/4 - 0.5; on a linear ramp (30/px) that is exact inside.
     for (let X = 8; X < 24; X++) assert.ok(Math.abs(up[X] - 30 * ((X + 0.5) / 4 - 0.5)) <= 0.5, `X=${X}: ${up[X]}`);
+  });
+  it('bicubic from a row reader equals the whole-plane result and reads only the rows a band needs', () => {
+    const w = 11, h = 9, f = 4;
+    const plane = new Uint16Array(w * h).map((_, i) => (i * 40503) % 65536);
+    const whole = new PlaneUpscaler(plane, w, h, f);
+    let widest = 0;
+    const banded = new PlaneUpscaler((y0, y1) => { widest = Math.max(widest, y1 - y0); return plane.slice(y0 * w, y1 * w); }, w, h, f);
+    for (const [r0, r1] of [[0, 4], [4, 9], [9, 20], [20, 36]]) assert.deepEqual([...banded.rows(r0, r1)], [...whole.rows(r0, r1)], `rows ${r0}-${r1}`);
+    assert.ok(widest <= 16 / f + 4, `a band of up to 16 output rows needs at most 4 input rows + 4 taps, read ${widest} (the plane has ${h})`);
   });
 });
 
@@ -114,5 +124,56 @@ describe('PngStreamWriter', () => {
     wr.abort();
     assert.equal(pngChunk('IEND', Buffer.alloc(0)).toString('hex'), '0000000049454e44ae426082');
     fs.rmSync(dir, { recursive: true, force: true });
+  });
+});
+
+describe('ImageRows (band-wise decode through a temp file)', () => {
+  // Reference: decodeImage, where libvips itself applies the orientation and holds the image.
+  const cases: [string, number, boolean, 3 | 4 | 1 | 2][] = [];
+  for (let o = 1; o <= 8; o++) cases.push([`orientation ${o}, RGBA 8 bit`, o, false, 4]);
+  cases.push(['orientation 6, RGB 16 bit', 6, true, 3], ['orientation 3, grey 8 bit', 3, false, 1], ['orientation 7, grey+alpha 16 bit', 7, true, 2]);
+  it('gives the same upright samples as libvips\' own autoOrient decode, in any band split (orientations 1-8, 8/16 bit, grey, alpha)', async () => {
+    const dir = tmpDir();
+    const sw = 13, sh = 7; // odd sizes catch off-by-one mirroring
+    for (const [name, o, d16, ch] of cases) {
+      const data = d16 ? new Uint16Array(sw * sh * ch) : new Uint8Array(sw * sh * ch);
+      for (let i = 0; i < data.length; i++) data[i] = d16 ? (i * 2654435761) % 65536 : (i * 37 + (i >> 3)) % 256;
+      const file = path.join(dir, `o${o}-${ch}-${d16 ? 16 : 8}.png`);
+      let img = sharp(Buffer.from(data.buffer), { raw: { width: sw, height: sh, channels: ch } });
+      if (d16) img = img.toColourspace(ch <= 2 ? 'grey16' : 'rgb16');
+      await img.withMetadata({ orientation: o }).png().toFile(file);
+      const ref = await decodeImage(file);
+      const rows = await openImageRows(file, path.join(dir, `.duoscale-${o}-${ch}.v`));
+      try {
+        assert.equal(ref.info.width, o >= 5 ? sh : sw, `${name}: libvips applied the orientation`);
+        assert.equal(rows.width, ref.info.width, name);
+        assert.equal(rows.height, ref.info.height, name);
+        assert.equal(rows.depth16, d16, name);
+        assert.equal(rows.hasAlpha, ch === 2 || ch === 4, name);
+        // Bands of 1, 2 and 3 rows, covering the image.
+        for (const step of [1, 2, 3]) {
+          for (let y = 0; y < rows.height; y += step) {
+            const y1 = Math.min(rows.height, y + step);
+            const got = rows.rows(y, y1);
+            const W: number = rows.width;
+            assert.deepEqual([...got.rgb], [...ref.pixels.subarray(y * W * 3, y1 * W * 3)], `${name}: rgb rows ${y}-${y1}`);
+            if (ref.alpha) assert.deepEqual([...got.alpha!], [...ref.alpha.subarray(y * W, y1 * W)], `${name}: alpha rows ${y}-${y1}`);
+            else assert.equal(got.alpha, null);
+          }
+        }
+        assert.throws(() => rows.rows(0, rows.height + 1), RangeError);
+      } finally {
+        rows.close();
+      }
+      assert.ok(!fs.existsSync(rows.file), 'close() deletes the temp file');
+    }
+  });
+  it('refuses a non-image with the file named and cleans up its temp file', async () => {
+    const dir = tmpDir();
+    const bad = path.join(dir, 'notes.jpg');
+    fs.writeFileSync(bad, 'not an image at all');
+    const tmp = path.join(dir, '.duoscale-x.v');
+    await assert.rejects(openImageRows(bad, tmp), (e: Error & { code?: string }) => e.code === 'E_NOT_IMAGE' && e.message.includes(bad));
+    assert.ok(!fs.existsSync(tmp));
   });
 });

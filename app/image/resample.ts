@@ -65,46 +65,55 @@ function taps(outLen: number, inLen: number, f: number): Taps {
   return { idx, w };
 }
 
+/** Rows [y0, y1) of a single-channel plane. */
+export type PlaneRows<T> = (y0: number, y1: number) => T;
+
 /**
  * Centre-aligned bicubic enlargement of a single-channel plane by integer factor f, producing
- * output rows [r0, r1) only (so an alpha plane can be upscaled band by band).
+ * output rows [r0, r1) only (so an alpha plane can be upscaled band by band). The plane is
+ * either all its samples or a reader of its rows (then only the rows a band needs are read).
  * Output pixel (X, Y) samples input coordinate ((X + 0.5) / f - 0.5, (Y + 0.5) / f - 0.5).
  */
 export class PlaneUpscaler<T extends Uint8Array | Uint16Array> {
-  readonly #src: T;
+  readonly #read: PlaneRows<T>;
   readonly #w: number;
   readonly #h: number;
   readonly #f: number;
-  readonly #max: number;
   readonly #tx: Taps;
   readonly #ty: Taps;
 
-  constructor(src: T, width: number, height: number, f: number) {
-    this.#src = src;
+  constructor(src: T | PlaneRows<T>, width: number, height: number, f: number) {
+    this.#read = typeof src === 'function' ? src : (y0, y1) => src.subarray(y0 * width, y1 * width) as T;
     this.#w = width;
     this.#h = height;
     this.#f = f;
-    this.#max = src instanceof Uint16Array ? 65535 : 255;
     this.#tx = taps(width * f, width, f);
     this.#ty = taps(height * f, height, f);
   }
 
   rows(r0: number, r1: number): T {
     const ow = this.#w * this.#f;
-    const out = new (this.#src.constructor as { new (n: number): T })(ow * (r1 - r0));
+    const W = this.#w;
     if (this.#f === 1) {
-      out.set(this.#src.subarray(r0 * this.#w, r1 * this.#w) as any);
+      const src = this.#read(r0, r1);
+      const out = new (src.constructor as { new (n: number): T })(ow * (r1 - r0));
+      out.set(src.subarray(0, (r1 - r0) * W) as any);
       return out;
     }
-    const tmp = new Float32Array(this.#w);
     const { idx: ix, w: wx } = this.#tx;
     const { idx: iy, w: wy } = this.#ty;
-    const src = this.#src;
-    const W = this.#w;
+    // Input rows these output rows touch (taps are clamped to the plane, so always in range).
+    let lo = this.#h;
+    let hi = 0;
+    for (let k = r0 * 4; k < r1 * 4; k++) { lo = Math.min(lo, iy[k]); hi = Math.max(hi, iy[k]); }
+    const src = this.#read(lo, hi + 1);
+    const max = src instanceof Uint16Array ? 65535 : 255;
+    const out = new (src.constructor as { new (n: number): T })(ow * (r1 - r0));
+    const tmp = new Float32Array(W);
     for (let y = r0; y < r1; y++) {
       tmp.fill(0);
       for (let k = 0; k < 4; k++) {
-        const row = iy[y * 4 + k] * W;
+        const row = (iy[y * 4 + k] - lo) * W;
         const wk = wy[y * 4 + k];
         for (let x = 0; x < W; x++) tmp[x] += wk * src[row + x];
       }
@@ -112,7 +121,7 @@ export class PlaneUpscaler<T extends Uint8Array | Uint16Array> {
       for (let x = 0; x < ow; x++) {
         const b = x * 4;
         const v = wx[b] * tmp[ix[b]] + wx[b + 1] * tmp[ix[b + 1]] + wx[b + 2] * tmp[ix[b + 2]] + wx[b + 3] * tmp[ix[b + 3]];
-        out[o + x] = v <= 0 ? 0 : v >= this.#max ? this.#max : Math.round(v);
+        out[o + x] = v <= 0 ? 0 : v >= max ? max : Math.round(v);
       }
     }
     return out;

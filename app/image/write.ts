@@ -110,6 +110,8 @@ export class PngStreamWriter {
   #deflate: zlib.Deflate | null = null;
   #rows = 0;
   #error: Error | null = null;
+  /** Filtered rows of the last push, reused once zlib has consumed them. */
+  #buf: Buffer | null = null;
 
   constructor(opts: { file: string; width: number; height: number; channels: 1 | 2 | 3 | 4; depth16: boolean; exif?: Buffer }) {
     this.file = opts.file;
@@ -146,13 +148,17 @@ export class PngStreamWriter {
     if (this.#rows + rows > this.height) throw new Error(`PNG stream: ${this.#rows + rows} rows > height ${this.height}`);
     const bpp = this.channels * (this.depth16 ? 2 : 1);
     const stride = this.width * bpp;
-    const out = Buffer.alloc(rows * (stride + 1));
+    const need = rows * (stride + 1);
+    // One buffer for every push (bands are the same size but the last): no garbage per band.
+    if (!this.#buf || this.#buf.length < need) this.#buf = Buffer.alloc(need);
+    const out = this.#buf.subarray(0, need);
+    const row16 = this.depth16 ? Buffer.alloc(stride) : null;
     for (let r = 0; r < rows; r++) {
       const o = r * (stride + 1);
       out[o] = 1; // filter: Sub
       let row: Buffer;
-      if (this.depth16) {
-        row = Buffer.alloc(stride);
+      if (row16) {
+        row = row16;
         const base = r * this.width * this.channels;
         for (let i = 0; i < this.width * this.channels; i++) row.writeUInt16BE(samples[base + i], i * 2);
       } else {
@@ -163,7 +169,8 @@ export class PngStreamWriter {
     }
     this.#rows += rows;
     const d = this.#deflate!;
-    if (!d.write(out)) await once(d, 'drain');
+    // The write callback runs once zlib has consumed the chunk, so the buffer is free again.
+    await new Promise<void>((resolve, reject) => d.write(out, (e) => (e ? reject(e) : resolve())));
     if (this.#error) throw this.#error;
   }
 

@@ -45,9 +45,13 @@ export function noiseAt(seed: number, c: number, y: number, x: number): number {
   return (x & 1) === 0 ? r * COS[a] : r * COS[(a - QUARTER) & ANGLE_MASK];
 }
 
-/** Planar float32 noise [channels, h, w] for the window whose top-left is image pixel (x0, y0). */
-export function noiseWindow(seed: number, channels: number, x0: number, y0: number, w: number, h: number): Float32Array {
-  const out = new Float32Array(channels * w * h);
+/**
+ * Planar float32 noise [channels, h, w] for the window whose top-left is image pixel (x0, y0).
+ * Writes into `out` when given (every element is overwritten).
+ */
+export function noiseWindow(seed: number, channels: number, x0: number, y0: number, w: number, h: number, out?: Float32Array): Float32Array {
+  if (out && out.length !== channels * w * h) throw new RangeError(`noiseWindow: out has ${out.length} floats, need ${channels * w * h}`);
+  out ??= new Float32Array(channels * w * h);
   const s = seed >>> 0;
   const xa = x0 | 0;
   const xb = xa + w; // exclusive

@@ -1,13 +1,18 @@
 // The tile loop: plan -> extract -> noise -> model -> feathered accumulate -> rows out.
 //
-// Output rows are handed to the sink as soon as no later tile can touch them, so the only
-// float buffer is one tile-row band (tile height x output width); see tiling/blend.ts.
+// Memory: the input is read band by band (req.rows: only the LR rows the current tile row
+// needs), output rows are handed to the sink as soon as no later tile can touch them, so the
+// only float buffer is one tile-row band (tile height x output width, see tiling/blend.ts),
+// and the per-tile input tensors (lr, noise) are allocated once per plan and reused. So peak
+// memory depends on the tile size and the output width, never on the image height. (Each
+// tile's output array is new, from onnxruntime; V8 collects those once ~64 MB of them are
+// dead, a fixed allowance whatever the image size.)
 // When a tile fails for memory, the tile size is halved and the image is started again
 // (sink.reset() first), down to a minimum size.
 
 import * as ort from 'onnxruntime-node';
 import { DuoscaleError, throwIfAborted } from '../errors.ts';
-import { accumulateTile, axisWeights, extractTile } from '../tiling/blend.ts';
+import { accumulateTile, axisWeights, extractTile, tileRows } from '../tiling/blend.ts';
 import { plan as planTiles, shrinkTile, type Tile, type TilePlan } from '../tiling/plan.ts';
 import { noiseWindow } from './noise.ts';
 import type { ModelSession } from './session.ts';
@@ -19,10 +24,21 @@ export interface RowSink {
   reset(): Promise<void> | void;
 }
 
+/**
+ * Reads LR image rows [y0, y1) as interleaved samples (`channels` per pixel, row-major). The
+ * result is only used until the next call, so a reader may reuse one buffer.
+ */
+export type RowReader = (y0: number, y1: number) => Uint8Array | Uint16Array | Promise<Uint8Array | Uint16Array>;
+
 export interface RunTilesRequest {
   session: ModelSession;
-  /** Interleaved sRGB samples of the LR image (alpha, if any, is ignored here). */
-  pixels: Uint8Array | Uint16Array;
+  /**
+   * The LR image (sRGB, interleaved; channels past the third, e.g. alpha, are ignored): either
+   * all its samples, or a reader of row bands (what enhanceFile uses, so the decoded photo
+   * never sits in memory whole).
+   */
+  pixels?: Uint8Array | Uint16Array;
+  rows?: RowReader;
   width: number;
   height: number;
   channels: number;
@@ -55,13 +71,24 @@ export function isMemoryError(e: unknown): boolean {
   return e instanceof Error && (e.name === 'OutOfMemoryError' || MEMORY_RE.test(e.message));
 }
 
+/**
+ * Reusable per-tile input tensors (every tile of a plan has the same padded size). The output
+ * cannot be reused: onnxruntime-node returns a fresh array even for a preallocated output.
+ */
+export interface TileBuffers { lr: Float32Array; noise: Float32Array | null }
+
+export function tileBuffers(ms: ModelSession, tile: Tile): TileBuffers {
+  const px = tile.padW * tile.padH;
+  return { lr: new Float32Array(3 * px), noise: ms.noiseName ? new Float32Array(ms.noiseChannels * px) : null };
+}
+
 /** One tile through the model: planar [3,padH,padW] in, planar [3,s*padH,s*padW] out. */
-export async function runTile(ms: ModelSession, lr: Float32Array, tile: Tile, seed: number): Promise<Float32Array> {
+export async function runTile(ms: ModelSession, lr: Float32Array, tile: Tile, seed: number, bufs?: TileBuffers): Promise<Float32Array> {
   const feeds: Record<string, ort.Tensor> = {
     [ms.lrName]: new ort.Tensor('float32', lr, [1, 3, tile.padH, tile.padW]),
   };
   if (ms.noiseName) {
-    const noise = noiseWindow(seed, ms.noiseChannels, tile.x, tile.y, tile.padW, tile.padH);
+    const noise = noiseWindow(seed, ms.noiseChannels, tile.x, tile.y, tile.padW, tile.padH, bufs?.noise ?? undefined);
     feeds[ms.noiseName] = new ort.Tensor('float32', noise, [1, ms.noiseChannels, tile.padH, tile.padW]);
   }
   const out = await ms.session.run(feeds);
@@ -84,9 +111,11 @@ async function runOnce(req: RunTilesRequest, p: TilePlan): Promise<void> {
   const wxs = axisWeights(p.cols, s);
   const wys = axisWeights(p.rows, s);
   const bandRows = p.rows.size * s;
-  // Two band buffers, swapped per tile row: the still-open rows move to the other one.
-  let band = new Float32Array(bandRows * outW * 3);
-  let spare = new Float32Array(bandRows * outW * 3);
+  // One band: after a tile row its finished rows go out and the still-open ones (the overlap
+  // with the next tile row) move to the top.
+  const band = new Float32Array(bandRows * outW * 3);
+  const bufs = tileBuffers(req.session, p.tiles[0]);
+  const read: RowReader = req.rows ?? ((y0, y1) => req.pixels!.subarray(y0 * req.width * req.channels, y1 * req.width * req.channels));
   let bandY0 = 0;
   const nCols = p.cols.starts.length;
   const nRows = p.rows.starts.length;
@@ -95,11 +124,15 @@ async function runOnce(req: RunTilesRequest, p: TilePlan): Promise<void> {
     const y0 = p.rows.starts[r] * s;
     if (y0 !== bandY0) {
       // Shift the still-open rows [y0, bandY0 + bandRows) to the top of the band.
-      const keep = band.subarray((y0 - bandY0) * outW * 3);
-      spare.set(keep);
-      spare.fill(0, keep.length);
-      [band, spare] = [spare, band];
+      const from = (y0 - bandY0) * outW * 3;
+      band.copyWithin(0, from);
+      band.fill(0, band.length - from);
       bandY0 = y0;
+    }
+    const [r0, r1] = tileRows(p.tiles[r * nCols], req.height);
+    const src = await read(r0, r1);
+    if (src.length < (r1 - r0) * req.width * req.channels) {
+      throw new RangeError(`row reader returned ${src.length} samples for rows ${r0}-${r1} of a ${req.width}-px image`);
     }
     for (let c = 0; c < nCols; c++) {
       throwIfAborted(req.signal, req.file);
@@ -109,8 +142,8 @@ async function runOnce(req: RunTilesRequest, p: TilePlan): Promise<void> {
         e.name = 'OutOfMemoryError';
         throw e;
       }
-      const lr = extractTile(req.pixels, req.width, req.height, req.channels, tile);
-      const hr = await runTile(req.session, lr, tile, req.seed);
+      const lr = extractTile(src, req.width, req.height, req.channels, tile, r0, bufs.lr);
+      const hr = await runTile(req.session, lr, tile, req.seed, bufs);
       accumulateTile(band, bandY0, outW, hr, tile, s, wxs[c], wys[r]);
       done++;
       req.onTile?.(done, p.tiles.length);
@@ -126,6 +159,7 @@ async function runOnce(req: RunTilesRequest, p: TilePlan): Promise<void> {
  */
 export async function runTiles(req: RunTilesRequest): Promise<RunTilesResult> {
   const m = req.session.model.manifest;
+  if (!req.pixels === !req.rows) throw new TypeError('runTiles: give exactly one of pixels and rows');
   let tile = req.tile;
   const tileSizes: number[] = [];
   for (;;) {

@@ -58,19 +58,35 @@ export function reflect(i: number, n: number): number {
   return m < n ? m : p - m;
 }
 
+/** Image rows [y0, y1) that extractTile reads for `tile` (reflect padding included). */
+export function tileRows(tile: Tile, height: number): [number, number] {
+  let lo = Infinity;
+  let hi = -1;
+  for (let ty = 0; ty < tile.padH; ty++) {
+    const sy = reflect(tile.y + ty, height);
+    if (sy < lo) lo = sy;
+    if (sy > hi) hi = sy;
+  }
+  return [lo, hi + 1];
+}
+
 /**
  * Copies a tile of an interleaved RGB(A) image (Uint8 or Uint16) into a planar float32
  * [3, padH, padW] tensor in [0, 1], reflect-padding past the image's right/bottom edge.
+ * `src` may hold only image rows [srcY0, ...) (a band, see tileRows); `out` is reused when given.
  */
 export function extractTile(
   src: Uint8Array | Uint16Array, width: number, height: number, channels: number, tile: Tile,
+  srcY0 = 0, out?: Float32Array,
 ): Float32Array {
   const { x, y, padW, padH } = tile;
   const inv = 1 / (src instanceof Uint16Array ? 65535 : 255);
   const plane = padW * padH;
-  const out = new Float32Array(3 * plane);
+  if (out && out.length !== 3 * plane) throw new RangeError(`extractTile: out has ${out.length} floats, need ${3 * plane}`);
+  out ??= new Float32Array(3 * plane);
   for (let ty = 0; ty < padH; ty++) {
-    const sy = reflect(y + ty, height);
+    const sy = reflect(y + ty, height) - srcY0;
+    if (sy < 0 || (sy + 1) * width * channels > src.length) throw new RangeError(`extractTile: row ${sy + srcY0} is not in the band from row ${srcY0}`);
     const rowBase = sy * width;
     for (let tx = 0; tx < padW; tx++) {
       const sx = reflect(x + tx, width);
