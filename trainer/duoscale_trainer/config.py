@@ -37,6 +37,7 @@ class ModelConfig:
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)
+    residual: bool = True             # s2d only: denoiser predicts x0 = bicubic latent + output (nets/unet.py)
 
 
 @dataclass

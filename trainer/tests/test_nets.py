@@ -264,3 +264,19 @@ def test_unet_is_tile_independent_away_from_tile_edges():
             if isinstance(child, PixelNorm):
                 setattr(mod, child_name, nn.GroupNorm(child.groups, child.weight.numel()))
     assert _tile_vs_whole(net) > 1e-2
+
+
+def test_residual_unet_starts_as_a_centre_aligned_bicubic_upscaler():
+    from duoscale_trainer.codec import S2DCodec, upsample4
+    from duoscale_trainer.nets.unet import build_unet
+
+    codec = S2DCodec()
+    net = build_unet("tiny", latent_ch=48, residual_scale=codec.scale).eval()
+    lr = torch.rand(2, 3, 16, 24) * 2 - 1
+    x = torch.randn(2, 48, 16, 24)
+    with torch.no_grad():
+        out = codec.decode(net(x, torch.tensor([14, 3]), lr))
+    assert torch.allclose(out, upsample4(lr), atol=1e-5)
+    assert net.config()["residual_scale"] == codec.scale
+    with pytest.raises(ValueError):
+        build_unet("tiny", latent_ch=16, residual_scale=2.0)

@@ -65,7 +65,9 @@ def test_teacher_30_steps_lowers_the_loss_and_writes_a_run(photos, tmp_path):
     mse = losses_of(events, "mse")
     assert len(mse) == 30
     first, last = sum(mse[:5]) / 5, sum(mse[-5:]) / 5
-    assert last < 0.8 * first, f"teacher loss did not drop: first5 {first:.3f} last5 {last:.3f}"
+    # The default residual head starts as bicubic (loss ~3x lower at step 0 than a plain x0
+    # head), so the relative drop in 30 steps is smaller: 15 % measured, 10 % required.
+    assert last < 0.9 * first, f"teacher loss did not drop: first5 {first:.3f} last5 {last:.3f}"
 
     # run folder: resolved config, checkpoints with the documented keys, previews
     cfg = json.loads((out / "config.json").read_text())

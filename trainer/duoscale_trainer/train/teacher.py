@@ -34,7 +34,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         diffusion = ResShift(schedule)
         T = diffusion.T
 
-        net = build_unet(cfg.model.unet, latent_ch=codec.latent_channels).to(dev, memory_format=fmt)
+        residual = float(getattr(codec, "scale", 0.0)) if cfg.model.residual and cfg.model.codec == "s2d" else 0.0
+        net = build_unet(cfg.model.unet, latent_ch=codec.latent_channels,
+                         residual_scale=residual).to(dev, memory_format=fmt)
         if cfg.paths.init and resume is None:
             C.init_weights_from(net, cfg.paths.init, ("teacher", "student"))
             log.info("initialised the teacher from %s", cfg.paths.init)
