@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Evaluates the shipped models and the Table IV ablation; writes docs/eval/ (eval.json, eval.md,
+# grid-bicubic.png, grid-realesrgan.png) and docs/eval-faces/.
+#
+#   bash scripts/evaluate-models.sh PHOTOS_DIR RUNS_DIR
+#
+# Data: the 27 photos of PHOTOS_DIR/val (never trained on), one 256x256 centre crop each, 8-bit
+# sRGB; (a) bicubic-only x4 (MATLAB-style antialiased imresize, centre-aligned) and (b) the
+# Real-ESRGAN second-order pipeline with seed 1234 per crop. PSNR-Y/SSIM-Y on the Y of BT.601
+# YCbCr, no border crop, outputs rounded to 8 bit. Runtimes: onnxruntime on this CPU, one run.
+set -euo pipefail
+PHOTOS=${1:?PHOTOS_DIR}
+R=${2:?RUNS_DIR}
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+cd trainer
+ck() { echo "$R/$1/checkpoints/last.pt"; }
+python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$ROOT/docs/eval" --crop 256 --seed 1234 \
+  --teacher "$(ck teacher)" \
+  --student "student (shipped)=$(ck student)" \
+  --student "distill only=$(ck abl-distill)" \
+  --student "distill + HR=$(ck abl-hr)" \
+  --student "distill + LR=$(ck abl-lr)" \
+  --student "all three, conv G=$(ck abl-conv)" \
+  --student "all three, diffusion G=$(ck abl-full)" "$@"
+python3 -m duoscale_trainer eval --val "$PHOTOS/faces/val" --out "$ROOT/docs/eval-faces" --crop 256 --seed 1234 \
+  --teacher "$(ck teacher)" --student "general=$(ck student)" --student "face=$(ck face)" --no-runtime "$@"
