@@ -17,11 +17,11 @@ cd trainer
 ck() { echo "$R/$1/checkpoints/last.pt"; }
 python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$ROOT/docs/eval" --crop 256 --seed 1234 \
   --teacher "$(ck teacher)" \
-  --student "student (shipped)=$(ck student)" \
-  --student "distill only=$(ck abl-distill)" \
-  --student "distill + HR=$(ck abl-hr)" \
-  --student "distill + LR=$(ck abl-lr)" \
-  --student "all three, conv G=$(ck abl-conv)" \
-  --student "all three, diffusion G=$(ck abl-full)" "$@"
+  --student "student=$(ck student)" \
+  --student "distill=$(ck abl-distill)" \
+  --student "distill+HR=$(ck abl-hr)" \
+  --student "distill+LR=$(ck abl-lr)" \
+  --student "all3-convG=$(ck abl-conv)" \
+  --student "all3-diffG=$(ck abl-full)" "$@"
 python3 -m duoscale_trainer eval --val "$PHOTOS/faces/val" --out "$ROOT/docs/eval-faces" --crop 256 --seed 1234 \
   --teacher "$(ck teacher)" --student "general=$(ck student)" --student "face=$(ck face)" --no-runtime "$@"
