@@ -1,0 +1,42 @@
+"""Helpers shared by the training-loop tests: small photos and the CLI run in-process."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from duoscale_trainer import cli, protocol
+
+
+def make_photos(folder: Path, n: int = 6, seed: int = 0) -> Path:
+    """Small textured RGB photos (PNG and JPEG) that give the nets something to learn."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        h, w = 72 + 8 * (i % 3), 96
+        y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+        img = np.stack([np.sin(x / (3 + i)), np.cos(y / (4 + i)), np.sin((x + y) / (6 + i))], -1) * 0.5 + 0.5
+        img = (img * 200 + rng.integers(0, 55, (h, w, 3))).clip(0, 255).astype(np.uint8)
+        ext = "png" if i % 2 == 0 else "jpg"
+        Image.fromarray(img).save(folder / f"photo{i}.{ext}")
+    return folder
+
+
+def run_cli(argv: list[str]) -> tuple[int, list[dict]]:
+    """Run the CLI in-process; returns (exit code, protocol events)."""
+    buf = io.StringIO()
+    old = protocol._out
+    protocol._out = buf
+    try:
+        rc = cli.main([str(a) for a in argv])
+    finally:
+        protocol._out = old
+    events = [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+    return rc, events
+
+
+def losses_of(events: list[dict], key: str) -> list[float]:
+    return [e["losses"][key] for e in events if e["event"] == "progress" and key in e.get("losses", {})]
