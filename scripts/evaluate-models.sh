@@ -11,6 +11,7 @@
 set -euo pipefail
 PHOTOS=${1:?PHOTOS_DIR}
 R=${2:?RUNS_DIR}
+shift 2             # the rest goes to both eval calls (e.g. --limit 5)
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 cd trainer
