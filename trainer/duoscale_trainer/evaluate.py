@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from .train.common import atomic_write_text
 
 DEGRADATIONS = ("bicubic", "realesrgan")
 METRIC_KEYS = ("psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness")
@@ -395,19 +396,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # ---------------------------------------------------------------------------------------------
 # Entry point
 
@@ -499,8 +487,8 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
         for r in deg.values():
             r.pop("_kind", None)
     result["wall_s"] = round(time.time() - t_start, 1)
-    _atomic_text(out / "eval.json", json.dumps(result, indent=2) + "\n")
-    _atomic_text(out / "eval.md", markdown(result))
+    atomic_write_text(out / "eval.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out / "eval.md", markdown(result))
     return result
 
 

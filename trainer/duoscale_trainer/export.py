@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import __version__
+from .train.common import atomic_write_text
 from .codec import upsample4
 
 MANIFEST_FORMAT = 1
@@ -193,19 +194,6 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=str(path.parent), prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def hardware_string() -> str:
@@ -384,8 +372,8 @@ def export_pipeline(pipeline: SRPipeline, out_dir: str | os.PathLike, name: str,
     manifest["export"] = {"opset": opset, "tolerance": tol, "parity": rows,
                           "onnx_bytes": onnx_path.stat().st_size,
                           "exported_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-    _atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
-    _atomic_write_text(out / f"{name}.md", build_card(manifest, meta, rows, tol))
+    atomic_write_text(out / f"{name}.json", json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(out / f"{name}.md", build_card(manifest, meta, rows, tol))
     return manifest
 
 
