@@ -814,6 +814,14 @@ def train_loop(ctx: RunContext, plan: Plan, start_step: int, step_fn: StepFn,
                 log.info("budget: re-planned at %.2f it/s -> %d total steps", rate, total)
             plan.total_steps = total
 
+        # --minutes is a wall-clock promise: if the machine slowed down after the last plan (another
+        # job started), stop when the budget is spent instead of finishing the planned steps.
+        if plan.planned and plan.budget_s is not None and step < plan.total_steps:
+            if ctx.broadcast_int(1 if now - plan.t0 >= plan.budget_s else 0):
+                log.info("budget: %.1f min spent at step %d of %d planned; stopping here",
+                         plan.budget_s / 60, step, plan.total_steps)
+                plan.total_steps = step
+
         last = plan.total_steps is not None and step >= plan.total_steps
         if step % max(1, cfg.run.log_every) == 0 or last:
             s0, t0 = times[0]
