@@ -12,18 +12,9 @@ import pytest
 from duoscale_trainer import cli, protocol
 from duoscale_trainer.config import PRESETS, Config, resolve
 
+from trainhelpers import run_raw
+
 TRAINER = Path(__file__).resolve().parents[1]
-
-
-def run_raw(argv) -> tuple[int, str]:
-    buf = io.StringIO()
-    old = protocol._out
-    protocol._out = buf
-    try:
-        rc = cli.main([str(a) for a in argv])
-    finally:
-        protocol._out = old
-    return rc, buf.getvalue()
 
 
 def dry(argv) -> dict:

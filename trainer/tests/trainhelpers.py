@@ -25,8 +25,8 @@ def make_photos(folder: Path, n: int = 6, seed: int = 0) -> Path:
     return folder
 
 
-def run_cli(argv: list[str]) -> tuple[int, list[dict]]:
-    """Run the CLI in-process; returns (exit code, protocol events)."""
+def run_raw(argv) -> tuple[int, str]:
+    """Run the CLI in-process; returns (exit code, its stdout protocol text)."""
     buf = io.StringIO()
     old = protocol._out
     protocol._out = buf
@@ -34,8 +34,13 @@ def run_cli(argv: list[str]) -> tuple[int, list[dict]]:
         rc = cli.main([str(a) for a in argv])
     finally:
         protocol._out = old
-    events = [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
-    return rc, events
+    return rc, buf.getvalue()
+
+
+def run_cli(argv: list[str]) -> tuple[int, list[dict]]:
+    """Run the CLI in-process; returns (exit code, protocol events)."""
+    rc, text = run_raw(argv)
+    return rc, [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def losses_of(events: list[dict], key: str) -> list[float]:
