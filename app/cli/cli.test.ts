@@ -167,7 +167,13 @@ test('CRASH: a batch killed with SIGKILL mid-run, run again, finishes with no pa
     onStderr: (text, kill) => {
       if (!killedAfterFirst && /\[1\/4\] done/.test(text)) {
         killedAfterFirst = true;
-        setTimeout(kill, 300); // well inside the second photo (each takes seconds at tile 16)
+        // Kill as soon as the second photo has a staging folder: a fixed delay raced photos that
+        // finish in under 300 ms on a quiet machine.
+        const timer = setInterval(() => {
+          const busy = fs.existsSync(out) &&
+            (fs.readdirSync(out, { recursive: true }) as string[]).some((f) => /\.duoscale-\d+\.tmp$/.test(f));
+          if (busy) { clearInterval(timer); kill(); }
+        }, 2);
       }
     },
   });
