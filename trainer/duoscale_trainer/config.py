@@ -20,7 +20,8 @@ PRESET_NAMES = ("test", "cpu-quick", "cpu-standard", "gpu")
 @dataclass
 class DataConfig:
     hr_size: int = 64                 # HR crop side (px); LR is hr_size/4 (ML.md 9: 64 -> 16)
-    degradation: str = "realesrgan"   # realesrgan | bicubic | mixed (30 % bicubic-only; ML.md 4)
+    degradation: str = "realesrgan"   # realesrgan | bicubic | mixed (ML.md 4)
+    bicubic_share: float = 0.3        # mixed: share of bicubic-only pairs (the rest Real-ESRGAN)
     batch_size: int = 16              # per process; the global batch is batch_size * world size
     num_workers: int = 0              # 0 keeps loading in-process; order is exact either way
     faces: bool = False               # face mode: crop aligned faces first (data/faces.py)

@@ -96,6 +96,21 @@ def gradient_magnitude(y: np.ndarray) -> np.ndarray:
     return np.hypot(gx, gy)
 
 
+def mean_gradient(img: np.ndarray) -> float:
+    """Mean luma gradient magnitude (0-1 luma scale) of one image: the numerator and denominator of
+    ``sharpness``. Summed over a set of crops they give the pooled figure, which one flat crop
+    cannot dominate (a sky crop with a tiny HR gradient turns a little noise into a ratio of 20)."""
+    return float(gradient_magnitude(rgb_to_y(img)).mean())
+
+
+def pooled_sharpness(out_gradients, hr_gradients) -> float:
+    """Sum of the outputs' mean gradients over the sum of the references' (a set-level sharpness)."""
+    go, gh = float(np.sum(out_gradients)), float(np.sum(hr_gradients))
+    if gh == 0.0:
+        return 1.0 if go == 0.0 else math.inf
+    return go / gh
+
+
 def sharpness(out: np.ndarray, hr: np.ndarray) -> float:
     """Mean luma gradient magnitude of ``out`` over that of ``hr`` (1.0 = same sharpness)."""
     go = gradient_magnitude(rgb_to_y(out)).mean()
@@ -153,4 +168,6 @@ def all_metrics(out: np.ndarray, hr: np.ndarray, crop_border: int = 0) -> dict:
         "colour_shift": colour_shift(out, hr),
         "blur_index": blur_index(out),
         "laplacian_sharpness": laplacian_sharpness(out),
+        "gradient": mean_gradient(out),
+        "gradient_hr": mean_gradient(hr),
     }

@@ -144,3 +144,17 @@ def test_write_samples_and_cli(tmp_path, capsys):
     assert dg.run(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["path"].endswith("cli.png") and (tmp_path / "cli.png").exists()
+
+
+def test_mixed_bicubic_share_controls_the_draw():
+    hr = np.random.default_rng(3).random((32, 32, 3)).astype(np.float32)
+    clean = dg.degrade_bicubic(hr, 4)
+
+    def n_clean(share):
+        return sum(np.array_equal(dg.make_lr(hr, "mixed", np.random.default_rng([9, i]), 4, None, share), clean)
+                   for i in range(40))
+    assert n_clean(0.0) == 0
+    assert n_clean(1.0) == 40
+    assert 8 < n_clean(0.5) < 32
+    with pytest.raises(ValueError, match="bicubic_share"):
+        dg.make_lr(hr, "mixed", np.random.default_rng(0), 4, None, 1.5)

@@ -83,3 +83,19 @@ def test_bad_val_folder_and_missing_model_are_clear_errors(tmp_path):
     (tmp_path / "v").mkdir()
     with pytest.raises(V.EvalError, match="nope.pt"):
         V.evaluate(str(tmp_path / "v"), str(tmp_path / "o"), students=[("s", str(tmp_path / "nope.pt"))])
+
+
+def test_acceptance_reads_within_half_a_db_from_either_side():
+    from duoscale_trainer.evaluate import acceptance
+
+    def summary(student_db):
+        row = {"psnr_y": 0.0, "sharpness": 1.0, "sharpness_pooled": 0.9, "colour_shift": 0.5}
+        return {"bicubic": {"bicubic": {**row, "psnr_y": 30.0}, "t": {**row, "psnr_y": 31.0, "_kind": "teacher"},
+                            "s": {**row, "psnr_y": student_db, "_kind": "student"}},
+                "realesrgan": {"s": {**row, "_kind": "student"}}}
+    assert acceptance(summary(30.7), None)["s"]["within_0.5db_of_teacher"] is True
+    assert acceptance(summary(30.4), None)["s"]["within_0.5db_of_teacher"] is False   # 0.6 below
+    assert acceptance(summary(31.6), None)["s"]["within_0.5db_of_teacher"] is False   # 0.6 above
+    a = acceptance(summary(31.4), None)["s"]
+    assert a["beats_bicubic_by_0.5db"] and a["within_0.5db_of_teacher"]
+    assert a["sharpness_at_least_0.8"] and a["realesrgan_sharpness_pooled"] == 0.9

@@ -106,5 +106,21 @@ def test_no_reference_metrics_rank_blur():
     assert m.laplacian_sharpness(blurred) < m.laplacian_sharpness(a)
     d = m.all_metrics(blurred, a)
     json.dumps(d)
-    assert set(d) == {"psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness"}
+    assert set(d) == {"psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness",
+                      "gradient", "gradient_hr"}
+    assert d["sharpness"] == pytest.approx(d["gradient"] / d["gradient_hr"])
     assert m.all_metrics(a, a)["psnr_y"] == 100.0
+
+
+def test_pooled_sharpness_is_not_dominated_by_a_flat_crop():
+    textured = _img(5, 64)
+    flat = np.full((64, 64, 3), 0.5) + cv2.GaussianBlur(_img(6, 64), (0, 0), 8.0) * 0.01
+    noisy_flat = np.clip(flat + np.random.default_rng(7).normal(0, 0.02, flat.shape), 0, 1)
+    blurred = cv2.GaussianBlur(textured, (0, 0), 1.5)
+    per_crop = [m.sharpness(blurred, textured), m.sharpness(noisy_flat, flat)]
+    assert per_crop[1] > 5 * per_crop[0]            # noise on a flat crop: a huge ratio
+    pooled = m.pooled_sharpness([m.mean_gradient(blurred), m.mean_gradient(noisy_flat)],
+                                [m.mean_gradient(textured), m.mean_gradient(flat)])
+    assert pooled < np.mean(per_crop) / 2          # the pooled figure still says "blurrier"
+    assert pooled < 1.0
+    assert m.pooled_sharpness([0.0], [0.0]) == 1.0

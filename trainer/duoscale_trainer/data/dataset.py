@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .degrade import DegradeConfig, make_lr
+from .degrade import MIXED_BICUBIC_PROB, DegradeConfig, make_lr
 from .resize import imresize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
@@ -282,7 +282,8 @@ class PairDataset(Dataset):
 
     def __init__(self, folder_or_paths, hr_size: int = 64, scale: int = 4, degradation: str = "realesrgan",
                  seed: int = 0, length: int | None = None, faces: bool = False,
-                 cfg: DegradeConfig | None = None, flips: str | None = None, cache_mb: int = 1024):
+                 cfg: DegradeConfig | None = None, flips: str | None = None, cache_mb: int = 1024,
+                 bicubic_share: float = MIXED_BICUBIC_PROB):
         if hr_size % scale:
             raise ValueError(f"hr_size {hr_size} must be a multiple of scale {scale}")
         if degradation not in ("realesrgan", "bicubic", "mixed"):
@@ -290,6 +291,7 @@ class PairDataset(Dataset):
         self.paths = _resolve_paths(folder_or_paths)
         self.hr_size, self.scale, self.degradation = int(hr_size), int(scale), degradation
         self.seed, self.faces = int(seed), bool(faces)
+        self.bicubic_share = float(bicubic_share)
         self.length = int(length) if length is not None else len(self.paths)
         if cfg is None and degradation in ("realesrgan", "mixed"):
             cfg = DegradeConfig.preset("small" if hr_size <= 128 else "default")
@@ -318,7 +320,7 @@ class PairDataset(Dataset):
             hr = to_float(random_crop(native, self.hr_size, rng))
         hr = np.ascontiguousarray(augment(hr, rng, self.flips))
         deg_rng = np.random.default_rng([self.seed, epoch, index, 1])
-        lr = make_lr(hr, self.degradation, deg_rng, self.scale, self.cfg)
+        lr = make_lr(hr, self.degradation, deg_rng, self.scale, self.cfg, self.bicubic_share)
         return hr, lr
 
     def get(self, index: int, epoch: int) -> dict:

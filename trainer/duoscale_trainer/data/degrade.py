@@ -332,15 +332,17 @@ MIXED_BICUBIC_PROB = 0.3
 
 
 def make_lr(hr: np.ndarray, kind: str, rng: np.random.Generator, scale: int = 4,
-            cfg: DegradeConfig | None = None) -> np.ndarray:
+            cfg: DegradeConfig | None = None, bicubic_share: float = MIXED_BICUBIC_PROB) -> np.ndarray:
     """Dispatch by name: ``bicubic``, ``realesrgan`` or ``mixed``.
 
-    ``mixed`` draws bicubic-only with probability MIXED_BICUBIC_PROB and the Real-ESRGAN pipeline
+    ``mixed`` draws bicubic-only with probability ``bicubic_share`` (default MIXED_BICUBIC_PROB) and the Real-ESRGAN pipeline
     otherwise (one draw from ``rng``, so it stays a pure function of the seed). Photographers bring
     both clean and damaged photos; a model trained on the second-order pipeline alone over-smooths
     clean inputs and loses fidelity on them."""
     if kind == "mixed":
-        kind = "bicubic" if rng.random() < MIXED_BICUBIC_PROB else "realesrgan"
+        if not 0.0 <= bicubic_share <= 1.0:
+            raise ValueError(f"bicubic_share must be in [0, 1], got {bicubic_share}")
+        kind = "bicubic" if rng.random() < bicubic_share else "realesrgan"
     if kind == "bicubic":
         return degrade_bicubic(hr, scale)
     if kind == "realesrgan":

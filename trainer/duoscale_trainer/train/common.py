@@ -388,7 +388,8 @@ def build_train_dataset(cfg: Config, run_dir: Path | None):
     if cfg.data.faces:
         folder = prepare_faces(folder, run_dir, cfg)
     return ds_mod.PairDataset(folder, hr_size=cfg.data.hr_size, scale=4, degradation=cfg.data.degradation,
-                              seed=cfg.run.seed, faces=cfg.data.faces)
+                              seed=cfg.run.seed, faces=cfg.data.faces,
+                              bicubic_share=cfg.data.bicubic_share)
 
 
 def prepare_faces(folder: str, run_dir: Path | None, cfg: Config) -> str:
