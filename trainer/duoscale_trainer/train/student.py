@@ -330,7 +330,8 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
     dev = ctx.device
     path = ctx.run_dir / f"target_cache_rank{ctx.dist.rank}.pt"
     key = {"n": n, "seed": cfg.run.seed, "hr_size": cfg.data.hr_size, "world": ctx.dist.world,
-           "degradation": cfg.data.degradation}
+           "degradation": cfg.data.degradation, "bicubic_share": cfg.data.bicubic_share,
+           "teacher": str(cfg.paths.teacher)}
     if path.is_file():
         try:
             cached = torch.load(path, map_location="cpu", weights_only=False)
