@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Ships the models that scripts/train-cpu-models.sh trained and scripts/evaluate-models.sh measured:
+# ONNX + manifest + card for the general and face students, and the slimmed checkpoints a
+# fine-tune starts from (student, downsampler and both discriminators; the teacher separately).
+#
+#   bash scripts/export-models.sh RUNS_DIR [TILE OVERLAP]
+#
+# TILE/OVERLAP (LR px, default 256/40) go into the manifests; choose the overlap from
+# scripts/measure-receptive-field.py (docs/MODELS.md says what it measured).
+set -euo pipefail
+R=$(cd "${1:?RUNS_DIR}" && pwd)
+TILE=${2:-256}
+OVERLAP=${3:-40}
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=$ROOT/resources/models
+DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/data/build-photo-set.sh (Debian package images; licences in its SOURCES.md: GPL-2+, LGPL-3, public domain and others); mixed degradation, 80% bicubic-only and 20% Real-ESRGAN second-order (teacher phase 1: 50%)"
+cd trainer
+python3 -m duoscale_trainer export "$R/student/checkpoints/last.pt" --out "$OUT" --name duoscale-general-x4 \
+  --task general --tile "$TILE" --overlap "$OVERLAP" --metrics "$ROOT/docs/eval/eval.json" --metrics-method student \
+  --data-desc "$DATA" --description "${GENERAL_DESC:-Default x4 model: a one-step diffusion student (small residual ResUNet) co-learned on CPU with both discriminators and the diffusion downsampler from a 15-step ResShift teacher. Training and measurements: docs/MODELS.md.}"
+python3 -m duoscale_trainer export "$R/face/checkpoints/last.pt" --out "$OUT" --name duoscale-face-x4 \
+  --task face --experimental --tile "$TILE" --overlap "$OVERLAP" --metrics "$ROOT/docs/eval-faces/eval.json" \
+  --metrics-method face \
+  --data-desc "the 11 face crops of faces/train of ../shared/data/build-photo-set.sh (licences in its SOURCES.md), same degradation as the general model" \
+  --description "${FACE_DESC:-Experimental face x4 model: the general student fine-tuned on the only 11 training face crops the photo set has. Too few faces for a meaningful face model; it ships so the fine-tune path is exercised end to end. See docs/MODELS.md.}"
+python3 ../scripts/slim-checkpoint.py "$R/student/checkpoints/last.pt" "$OUT/duoscale-general-x4.ckpt.pt" \
+  --only student --only downsampler --only d_hr --only d_lr
+python3 ../scripts/slim-checkpoint.py "$R/teacher/checkpoints/last.pt" "$OUT/duoscale-teacher-x4.ckpt.pt" --only teacher
+ls -la "$OUT"
