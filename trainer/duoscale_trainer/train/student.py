@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import asdict
 from pathlib import Path
 
@@ -148,6 +149,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         if s.cache_targets > 0 and (s.distill or s.sinsr_extra):
             C.emit_started(ctx, plan, start, started_extra)
             cache = build_target_cache(ctx, dataset, codec, teacher, diffusion)
+            # --minutes budgets the training steps: the one-time cache build (minutes on a CPU, and
+            # nothing when a run reuses a cache) must not eat into it, or runs that share a cache
+            # would train longer than the run that built it.
+            plan.t0 = time.time()
             sampler = C.StepSampler(cache["hr"].shape[0], cfg.data.batch_size, cfg.run.seed + 1, 0, 1)
             source = None
         else:
