@@ -75,6 +75,8 @@ class StudentConfig:
     w_lr_adv: float = 0.1
     w_ds_denoise: float = 1.0         # eq. 8 L_denoise of the downsampler: MSE(y_hat, y)
     denoise_t: str = "T"              # T: x0-MSE at index T-1 from q(x_T|z0,y) (ML.md 7.2) | random
+    denoise_weighting: str = "pixel"  # pixel: plain MSE | psnr: per-image weights 1/(MSE_i + eps), the
+                                      # direction of mean per-image PSNR (docs/MODELS.md), same scale as MSE
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
     d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
     adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
@@ -342,6 +344,7 @@ def validate(cfg: Config) -> None:
     choice("optim.schedule", cfg.optim.schedule, ("constant", "cosine"))
     choice("student.gan_loss", cfg.student.gan_loss, ("hinge", "paper"))
     choice("student.denoise_t", cfg.student.denoise_t, ("T", "random"))
+    choice("student.denoise_weighting", cfg.student.denoise_weighting, ("pixel", "psnr"))
     choice("run.device", cfg.run.device, ("auto", "cpu", "cuda"))
     choice("run.precision", cfg.run.precision, ("fp32", "bf16"))
     if cfg.data.hr_size % 4 or cfg.data.hr_size < 16:

@@ -99,3 +99,18 @@ def test_acceptance_reads_within_half_a_db_from_either_side():
     a = acceptance(summary(31.4), None)["s"]
     assert a["beats_bicubic_by_0.5db"] and a["within_0.5db_of_teacher"]
     assert a["sharpness_at_least_0.8"] and a["realesrgan_sharpness_pooled"] == 0.9
+
+
+def test_acceptance_spreads_the_bicubic_gain_over_the_crops():
+    from duoscale_trainer.evaluate import acceptance
+
+    row = {"sharpness": 1.0, "sharpness_pooled": 0.9, "colour_shift": 0.5}
+    summary = {"bicubic": {"bicubic": {**row, "psnr_y": 40.0}, "s": {**row, "psnr_y": 39.0, "_kind": "student"}}}
+    # three textured crops gain 1 dB, one smooth crop loses 7 dB: the mean says "below bicubic",
+    # the median and the count say where
+    per = {"bicubic": {"bicubic": [{"psnr_y": p} for p in (30.0, 28.0, 25.0, 60.0)],
+                       "s": [{"psnr_y": p} for p in (31.0, 29.0, 26.0, 53.0)]}}
+    a = acceptance(summary, None, per)["s"]
+    assert a["bicubic_psnr_gain_db"] == -1.0 and a["beats_bicubic_by_0.5db"] is False
+    assert a["bicubic_psnr_gain_median_db"] == 1.0 and a["crops_above_bicubic"] == "3/4"
+    assert "crops_above_bicubic" not in acceptance(summary, None)["s"]

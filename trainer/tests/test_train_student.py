@@ -2,6 +2,8 @@
 the ablation switches remove exactly their terms, the adversarial losses have the right form."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -100,6 +102,42 @@ def test_adversarial_loss_forms():
     # a perfect discriminator gives zero hinge loss; fooling it lowers the generator loss
     assert d_adv_loss(torch.full((1, 3), 5.0), torch.full((1, 3), -5.0), "hinge").item() == 0
     assert g_adv_loss(torch.full((1, 3), 3.0), "paper") < g_adv_loss(torch.full((1, 3), -3.0), "paper")
+
+
+def test_psnr_weighting_follows_mean_per_image_psnr():
+    from duoscale_trainer.train.student import PSNR_WEIGHT_EPS, mse, psnr_weighted_mse
+
+    target = torch.zeros(2, 3, 8, 8)
+    # equal per-image errors: the weights are all 1 and the loss is the plain MSE
+    same = torch.full((2, 3, 8, 8), 0.1)
+    assert psnr_weighted_mse(same, target).item() == pytest.approx(mse(same, target).item())
+    # image 0 is nearly right (a smooth crop), image 1 is far off (a textured one)
+    pred = torch.cat([torch.full((1, 3, 8, 8), 0.01), torch.full((1, 3, 8, 8), 0.3)]).requires_grad_()
+    psnr_weighted_mse(pred, target).backward()
+    g_w = pred.grad.clone()
+    pred.grad = None
+    mse(pred, target).backward()
+    g_p = pred.grad
+    # plain MSE pushes the bad image hardest; the weighted loss moves both by the same ratio as
+    # the gradient of mean log(MSE_i + eps), so the nearly-right crop gets the larger share
+    assert g_p[1].abs().mean() > 10 * g_p[0].abs().mean()
+    log_pred = pred.detach().clone().requires_grad_()
+    per = log_pred.square().flatten(1).mean(1)
+    torch.log(per + PSNR_WEIGHT_EPS).mean().backward()
+    ratio_w = (g_w[0].abs().mean() / g_w[1].abs().mean()).item()
+    ratio_log = (log_pred.grad[0].abs().mean() / log_pred.grad[1].abs().mean()).item()
+    assert ratio_w == pytest.approx(ratio_log, rel=1e-4) and ratio_w > 1
+
+
+def test_psnr_weighting_trains_and_bad_values_are_refused(photos, teacher_ckpt, tmp_path):
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "run",
+                          "--steps", 3, "--teacher", teacher_ckpt, "--set", "run.sample_every=100",
+                          "--set", "student.denoise_weighting=psnr"])
+    assert rc == 0, events[-1]
+    assert all(v == v for v in losses_of(events, "denoise"))   # finite, present
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
+                          "--steps", 3, "--teacher", teacher_ckpt, "--set", "student.denoise_weighting=log"])
+    assert rc != 0 and "denoise_weighting" in json.dumps(events)
 
 
 def _student_vs_teacher(out, teacher_ckpt):

@@ -57,6 +57,26 @@ def mse(a: Tensor, b: Tensor) -> Tensor:
     return F.mse_loss(a.float(), b.float())
 
 
+# One 8-bit level on the [-1, 1] scale, squared: the floor under a per-image MSE, so a crop the
+# model already reproduces to within quantisation does not take over the batch.
+PSNR_WEIGHT_EPS = (2.0 / 255.0) ** 2
+
+
+def psnr_weighted_mse(a: Tensor, b: Tensor, eps: float = PSNR_WEIGHT_EPS) -> Tensor:
+    """MSE with per-image weights proportional to 1 / (MSE_i + eps), normalised to mean 1.
+
+    Its gradient points where the gradient of mean_i log(MSE_i + eps) points, that is, toward a
+    higher mean per-image PSNR, the figure evaluations average. Plain MSE pools pixels, so on a
+    smooth crop an error of half a level costs almost nothing in the loss and several dB in that
+    crop's PSNR. The weights are constants (no gradient) and average 1, so the term keeps the
+    plain MSE's scale against the other losses."""
+    per = (a.float() - b.float()).square().flatten(1).mean(dim=1)
+    with torch.no_grad():
+        w = 1.0 / (per + eps)
+        w = w / w.mean()
+    return (w * per).mean()
+
+
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
@@ -218,7 +238,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     t_n = t_T if s.denoise_t == "T" else torch.randint(0, T, (B,), generator=g, device=dev)
                     n2 = torch.randn(z0.shape, generator=g, device=dev, dtype=z0.dtype)
                     x_t = diffusion.q_sample(z0, zy, t_n, n2)
-                    l = mse(student(diffusion.scale_input(x_t, t_n), t_n, lr), z0)
+                    gt_loss = psnr_weighted_mse if s.denoise_weighting == "psnr" else mse
+                    l = gt_loss(student(diffusion.scale_input(x_t, t_n), t_n, lr), z0)
                     loss_s = loss_s + s.w_denoise * l
                     out["denoise"] = l.detach()
                 if s.sinsr_extra:                                                  # ML.md 2.2 (4, 5)
