@@ -150,6 +150,30 @@ describe('tiled inference (fixture model tiny-x4)', () => {
     }
   });
 
+  it('a deterministic model (manifest noise_strength 0) gets zeros for noise: its output is the noise-free one for any seed', async () => {
+    const dir = tmpDir();
+    // The graph adds 0.05 x the noise's channel mean, so any noise the engine fed would show.
+    writeIdentityModel(dir, 'id-det', { noiseGain: 0.05, manifest: { noise_strength: 0 } });
+    writeIdentityModel(dir, 'id-bad', { noiseGain: 0.05, manifest: { noise_strength: 2 } });
+    const reg = new ModelRegistry(dir, path.join(dir, 'u'));
+    const ids = await getSession(await reg.load('id-det'), 'cpu', 1);
+    const w = 40, h = 24;
+    const px = photoPixels(w, h, 6);
+    const go = async (seed: number) => {
+      const sink = new Collect(w * 4, h * 4);
+      await runTiles({ session: ids, pixels: px, width: w, height: h, channels: 3, seed, tile: 32, overlap: 8, sink });
+      return sink.img;
+    };
+    const a = await go(1);
+    assert.deepEqual(a, await go(2));
+    let max = 0;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) for (let c = 0; c < 3; c++) {
+      max = Math.max(max, Math.abs(a[((y * 4) * w * 4 + x * 4) * 3 + c] - px[(y * w + x) * 3 + c] / 255));
+    }
+    assert.ok(max < 1e-6, `replicated exactly, max |diff| ${max}`);
+    await assert.rejects(reg.load('id-bad'), (e: DuoscaleError) => /^[^:]*id-bad\.json: the model manifest is refused: "noise_strength" must be a number from 0 to 1/.test(e.message));
+  });
+
   it('for a per-pixel model (identity x4 + seeded noise) tiled and whole outputs are equal to float precision', async () => {
     const dir = tmpDir();
     writeIdentityModel(dir, 'id-noise', { noiseGain: 0.05 });

@@ -82,13 +82,21 @@ export function tileBuffers(ms: ModelSession, tile: Tile): TileBuffers {
   return { lr: new Float32Array(3 * px), noise: ms.noiseName ? new Float32Array(ms.noiseChannels * px) : null };
 }
 
+function zeroNoise(n: number, buf?: Float32Array): Float32Array {
+  if (buf && buf.length === n) return buf.fill(0);
+  return new Float32Array(n);
+}
+
 /** One tile through the model: planar [3,padH,padW] in, planar [3,s*padH,s*padW] out. */
 export async function runTile(ms: ModelSession, lr: Float32Array, tile: Tile, seed: number, bufs?: TileBuffers): Promise<Float32Array> {
   const feeds: Record<string, ort.Tensor> = {
     [ms.lrName]: new ort.Tensor('float32', lr, [1, 3, tile.padH, tile.padW]),
   };
   if (ms.noiseName) {
-    const noise = noiseWindow(seed, ms.noiseChannels, tile.x, tile.y, tile.padW, tile.padH, bufs?.noise ?? undefined);
+    // A deterministic model (noise_strength 0) multiplies its noise by zero: feed zeros, skip the draw.
+    const noise = ms.model.manifest.noise_strength === 0
+      ? zeroNoise(ms.noiseChannels * tile.padW * tile.padH, bufs?.noise ?? undefined)
+      : noiseWindow(seed, ms.noiseChannels, tile.x, tile.y, tile.padW, tile.padH, bufs?.noise ?? undefined);
     feeds[ms.noiseName] = new ort.Tensor('float32', noise, [1, ms.noiseChannels, tile.padH, tile.padW]);
   }
   const out = await ms.session.run(feeds);

@@ -19,6 +19,12 @@ export interface ManifestFormat1 {
     noise?: { shape: string[]; distribution: string };
   };
   noise_shape: { channels: number; height: string; width: string };
+  /**
+   * How strongly the graph scales its noise input, already applied inside it (1 = the method's
+   * prior, 0 = deterministic: the graph ignores the noise, so the engine feeds zeros and skips
+   * drawing it). Absent in older manifests, which means 1.
+   */
+  noise_strength?: number;
   output: { name: string; shape: string[] };
   pad_multiple: number;
   tile: { size: number; overlap: number };
@@ -51,6 +57,7 @@ const CHECKS: [string, Check][] = [
   ['noise_shape', (m) => (isObj(m.noise_shape) && isInt(m.noise_shape.channels, 0) ? null : 'must give {channels, height, width}; channels an integer >= 0')],
   ['noise_shape.height', (m) => (!isObj(m.noise_shape) || m.noise_shape.channels === 0 || m.noise_shape.height === 'H' ? null : 'only "H" (same size as the lr input) is supported')],
   ['noise_shape.width', (m) => (!isObj(m.noise_shape) || m.noise_shape.channels === 0 || m.noise_shape.width === 'W' ? null : 'only "W" (same size as the lr input) is supported')],
+  ['noise_strength', (m) => (m.noise_strength === undefined || (typeof m.noise_strength === 'number' && m.noise_strength >= 0 && m.noise_strength <= 1) ? null : 'must be a number from 0 to 1 when present')],
   ['output', (m) => (isObj(m.output) && typeof m.output.name === 'string' && m.output.name.length > 0 ? null : 'must give the output tensor name')],
   ['pad_multiple', (m) => (isInt(m.pad_multiple, 1) && m.pad_multiple <= 256 ? null : 'must be an integer from 1 to 256')],
   ['tile', (m) => (isObj(m.tile) && isInt(m.tile.size, 8) && isInt(m.tile.overlap, 0) && m.tile.overlap * 4 <= m.tile.size ? null : 'must be {size >= 8, overlap >= 0 with overlap <= size/4} in LR pixels')],

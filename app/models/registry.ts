@@ -123,7 +123,12 @@ export class ModelRegistry {
     const e = all.find((x) => x.id === id);
     if (!e) {
       const refused = this.#refused.find((r) => path.basename(r.path, '.json') === id);
-      if (refused) throw new DuoscaleError('E_MODEL_MANIFEST', refused.reason.replace(/\.$/, ''), { file: refused.path });
+      if (refused) {
+        // The stored reason is a full message that already starts with the file: name it once.
+        const own = `${refused.path}: `;
+        const reason = refused.reason.startsWith(own) ? refused.reason.slice(own.length) : refused.reason;
+        throw new DuoscaleError('E_MODEL_MANIFEST', reason.replace(/\.$/, ''), { file: refused.path });
+      }
       const names = all.map((x) => x.id).join(', ') || 'none';
       throw new DuoscaleError('E_MODEL_NOT_FOUND', `no model named "${id}"`, {
         hint: `Installed models: ${names}. Import one with \`duoscale models import FILE.onnx\`` });

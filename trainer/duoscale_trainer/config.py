@@ -77,6 +77,10 @@ class StudentConfig:
     denoise_t: str = "T"              # T: x0-MSE at index T-1 from q(x_T|z0,y) (ML.md 7.2) | random
     denoise_weighting: str = "pixel"  # pixel: plain MSE | psnr: per-image weights 1/(MSE_i + eps), the
                                       # direction of mean per-image PSNR (docs/MODELS.md), same scale as MSE
+    zero_noise_share: float = 0.0     # fraction of each batch whose student input carries no prior
+                                      # noise (x_T = z_y): trains the deterministic mode (MODELS.md)
+    inference_noise: float = 1.0      # prior-noise strength export/eval use for this student: 1 = the
+                                      # method's x_T = z_y + kappa sqrt(eta_T) eps, 0 = deterministic
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
     d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
     adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
@@ -367,3 +371,7 @@ def validate(cfg: Config) -> None:
             raise ValueError("student.d_start_frac and student.adv_start_frac must be in [0, 1]")
         if s.r1_every < 1:
             raise ValueError("student.r1_every must be >= 1")
+    for key in ("zero_noise_share", "inference_noise"):
+        v = getattr(s, key)
+        if not 0 <= v <= 1:
+            raise ValueError(f"config student.{key}={v}: must be in [0, 1]")

@@ -111,15 +111,18 @@ def _pad_run(fn, pm: int):
 
 
 def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = False,
-                           seed: int = 0) -> Method:
-    from .export import SRPipeline
+                           seed: int = 0, noise_strength: float | None = None) -> Method:
+    from .export import SRPipeline, checkpoint_noise_strength
     from .train.common import load_for_inference
 
     if not Path(path).is_file():
         raise EvalError(f"{name}: checkpoint not found: {path}")
-    net, codec, schedule, _cfg = load_for_inference(path, which=which, ema=True)
+    net, codec, schedule, cfg = load_for_inference(path, which=which, ema=True)
     steps = 1 if which == "student" else int(schedule.T)
-    pipe = SRPipeline(net, codec, schedule, steps=steps).eval()
+    strength = checkpoint_noise_strength(cfg, which) if noise_strength is None else float(noise_strength)
+    if not 0 <= strength <= 1:
+        raise EvalError(f"{name}: noise strength must be in [0, 1], got {strength}")
+    pipe = SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength).eval()
     kind = which
     if stochastic:
         from .codec import upsample4
@@ -139,6 +142,8 @@ def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = 
     m = Method(name=name, kind=kind, source=str(path), steps=steps, pad_multiple=pipe.pad_multiple,
                latent_channels=pipe.latent_channels, run=_pad_run(fn, pipe.pad_multiple))
     m.info["weights"] = "ema"
+    if which == "student":
+        m.info["noise_strength"] = strength
     m._pipeline = pipe  # noqa: SLF001 - kept for the runtime export
     return m
 
@@ -172,12 +177,17 @@ def method_from_onnx(name: str, path: str, kind: str = "student") -> Method:
                   run=_pad_run(fn, pm), onnx_path=str(p))
 
 
-def build_method(name: str, path: str, which: str, stochastic: bool = False, seed: int = 0) -> Method:
+def build_method(name: str, path: str, which: str, stochastic: bool = False, seed: int = 0,
+                 noise_strength: float | None = None) -> Method:
     if str(path).endswith(".onnx"):
         if stochastic:
             raise EvalError(f"{name}: the stochastic teacher needs a checkpoint, not an ONNX file")
+        if noise_strength is not None:
+            raise EvalError(f"{name}: an ONNX model has its noise strength built in; "
+                            "--noise-strength applies to checkpoints only")
         return method_from_onnx(name, path, kind=which)
-    return method_from_checkpoint(name, path, which, stochastic=stochastic, seed=seed)
+    return method_from_checkpoint(name, path, which, stochastic=stochastic, seed=seed,
+                                  noise_strength=noise_strength)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -422,7 +432,8 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
              noise_seed: int = 12345, limit: int | None = None, stochastic_teacher: bool = False,
              runtime: bool = True, runtime_repeats: int = 3, threads: int | None = None,
              grid_rows: int = 4, grid_crop: int = 128, batch: int = 8,
-             log: Callable[[str], None] | None = None) -> dict:
+             log: Callable[[str], None] | None = None,
+             noise_strengths: dict[str, float] | None = None) -> dict:
     """Run the whole evaluation and write eval.json, eval.md and grid-<degradation>.png."""
     log = log or (lambda s: None)
     t_start = time.time()
@@ -455,8 +466,12 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
             sm = build_method("teacher-stochastic", teacher_src, "teacher", stochastic=True, seed=noise_seed)
             sm.name = f"teacher-{sm.steps}-stochastic"
             methods.append(sm)
+    noise_strengths = dict(noise_strengths or {})
+    unknown = sorted(set(noise_strengths) - set(names))
+    if unknown:
+        raise EvalError(f"--noise-strength names {unknown} match no --student (have {names})")
     for name, path in students:
-        methods.append(build_method(name, path, "student"))
+        methods.append(build_method(name, path, "student", noise_strength=noise_strengths.get(name)))
     log(f"methods: {[m.name for m in methods]}")
 
     result: dict = {
@@ -519,6 +534,18 @@ def _parse_student(s: str) -> tuple[str, str]:
     return "", s
 
 
+def _parse_strength(s: str) -> tuple[str, float]:
+    name, sep, val = s.rpartition("=")
+    try:
+        v = float(val)
+    except ValueError:
+        v = -1.0
+    if not sep or not name or not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"--noise-strength {s!r}: write NAME=S with S in [0, 1] "
+                                         "(NAME as given to --student)")
+    return name, v
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", required=True, metavar="DIR", help="folder of HR photos (the val split)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes eval.json, eval.md, grid-*.png")
@@ -528,6 +555,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--student", action="append", type=_parse_student, default=[], metavar="[NAME=]PATH",
                    help="student checkpoint (.pt) or ONNX file; repeat for an ablation table "
                         "(e.g. --student distill-only=runs/a/checkpoints/last.pt)")
+    p.add_argument("--noise-strength", action="append", type=_parse_strength, default=[], metavar="NAME=S",
+                   help="run student NAME at prior-noise strength S in [0, 1] (default: the checkpoint's "
+                        "student.inference_noise); score one checkpoint at two strengths by naming it twice")
     p.add_argument("--degradations", default=",".join(DEGRADATIONS),
                    help="comma list of bicubic,realesrgan (default both)")
     p.add_argument("--crop", type=int, default=256, help="HR centre crop size in px (default 256)")
@@ -562,7 +592,7 @@ def run(args: argparse.Namespace) -> int:
                           stochastic_teacher=args.stochastic_teacher, runtime=not args.no_runtime,
                           runtime_repeats=args.runtime_repeats, threads=args.threads,
                           grid_rows=args.grid_rows, grid_crop=args.grid_crop, batch=args.batch,
-                          log=logger.info)
+                          log=logger.info, noise_strengths=dict(args.noise_strength))
     except (EvalError, FileNotFoundError, ValueError) as e:
         protocol.emit("error", message=str(e), command="eval")
         return 1

@@ -87,7 +87,8 @@ class SRPipeline(nn.Module):
     All schedule numbers are baked in as python floats, so the traced graph is float32 only.
     """
 
-    def __init__(self, net: nn.Module, codec: nn.Module, schedule, steps: int = 1):
+    def __init__(self, net: nn.Module, codec: nn.Module, schedule, steps: int = 1,
+                 noise_strength: float = 1.0):
         super().__init__()
         self.net = net
         self.codec = codec
@@ -100,7 +101,10 @@ class SRPipeline(nn.Module):
         self.etas = etas
         self.in_scale = [1.0 / math.sqrt(kappa * kappa * e + 1.0) for e in etas]
         self.kmj = kmj_coefficients(etas)
-        self.noise_scale = kappa * math.sqrt(etas[-1])
+        if not 0 <= noise_strength <= 1:
+            raise ExportError(f"noise strength must be in [0, 1], got {noise_strength}")
+        self.noise_strength = float(noise_strength)
+        self.noise_scale = kappa * math.sqrt(etas[-1]) * self.noise_strength
 
     @property
     def latent_channels(self) -> int:
@@ -233,6 +237,9 @@ def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, pr
         "inputs": {"lr": {"shape": ["1", "3", "H", "W"], "range": [0, 1]},
                    "noise": {"shape": ["1", str(c), "H", "W"], "distribution": "standard_normal"}},
         "noise_shape": {"channels": c, "height": "H", "width": "W"},
+        # how strongly the graph scales the noise input (already applied inside it): 1 = the
+        # method's prior, 0 = deterministic (the noise input is then ignored)
+        "noise_strength": getattr(pipeline, "noise_strength", 1.0),
         "output": {"name": "hr", "shape": ["1", "3", "4*H", "4*W"], "range": [0, 1]},
         "pad_multiple": pipeline.pad_multiple,
         "tile": {"size": int(meta.tile_size), "overlap": int(meta.tile_overlap)},
@@ -268,6 +275,9 @@ def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float)
         f"| precision | {manifest['precision']} |",
         f"| pad multiple / tile / overlap (LR px) | {manifest['pad_multiple']} / "
         f"{manifest['tile']['size']} / {manifest['tile']['overlap']} |",
+        f"| prior noise strength (inside the graph) | {manifest.get('noise_strength', 1.0):g}"
+        + (" (deterministic: the noise input is ignored)" if manifest.get("noise_strength", 1.0) == 0 else "")
+        + " |",
         f"| experimental | {'yes' if manifest['experimental'] else 'no'} |",
         "",
         "## Training",
@@ -380,8 +390,19 @@ def export_pipeline(pipeline: SRPipeline, out_dir: str | os.PathLike, name: str,
 # ---------------------------------------------------------------------------------------------
 # From a training checkpoint
 
-def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = True) -> tuple[SRPipeline, dict]:
-    """SRPipeline (1 step for a student, the T-step chain for a teacher) + the checkpoint's config."""
+def checkpoint_noise_strength(config: dict | None, which: str = "student") -> float:
+    """The prior-noise strength a checkpoint's student is meant to run at (student.inference_noise;
+    1.0 for teachers and for checkpoints written before the setting existed)."""
+    if which != "student":
+        return 1.0
+    return float(((config or {}).get("student") or {}).get("inference_noise", 1.0))
+
+
+def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = True,
+                  noise_strength: float | None = None) -> tuple[SRPipeline, dict]:
+    """SRPipeline (1 step for a student, the T-step chain for a teacher) + the checkpoint's config.
+
+    noise_strength: None = the checkpoint's own (checkpoint_noise_strength)."""
     from .train.common import load_for_inference
 
     if which not in ("student", "teacher"):
@@ -391,7 +412,8 @@ def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = T
                           f"{which}` or pass RUN_DIR/checkpoints/last.pt)")
     net, codec, schedule, config = load_for_inference(str(ckpt), which=which, ema=ema)
     steps = 1 if which == "student" else int(schedule.T)
-    return SRPipeline(net, codec, schedule, steps=steps).eval(), config
+    strength = checkpoint_noise_strength(config, which) if noise_strength is None else float(noise_strength)
+    return SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength).eval(), config
 
 
 def training_info(ckpt: str | os.PathLike) -> dict:
@@ -426,9 +448,9 @@ def export(ckpt: str | os.PathLike, out_dir: str | os.PathLike, name: str, which
            fp16: bool = False, task: str = "general", tile_size: int = 128, tile_overlap: int = 16,
            metrics: dict | None = None, experimental: bool = False, license: str | None = None,
            data: str | None = None, hardware: str | None = None, description: str = "",
-           ema: bool = True, opset: int = DEFAULT_OPSET) -> dict:
+           ema: bool = True, opset: int = DEFAULT_OPSET, noise_strength: float | None = None) -> dict:
     """Checkpoint -> NAME.onnx + NAME.json + NAME.md in out_dir (see module docstring)."""
-    pipeline, _config = load_pipeline(ckpt, which=which, ema=ema)
+    pipeline, _config = load_pipeline(ckpt, which=which, ema=ema, noise_strength=noise_strength)
     info = training_info(ckpt)
     if data:
         info["data"] = data
@@ -499,6 +521,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--description", default="", help="first paragraph of the model card")
     p.add_argument("--no-ema", action="store_true", help="export the raw weights instead of the EMA")
     p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--noise-strength", type=float, metavar="S",
+                   help="scale of the prior noise inside the graph, 0..1 (default: the checkpoint's "
+                        "student.inference_noise, 1 for older checkpoints and teachers)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -512,7 +537,7 @@ def run(args: argparse.Namespace) -> int:
                           task=args.task, tile_size=args.tile, tile_overlap=args.overlap,
                           metrics=metrics, experimental=args.experimental, license=args.license,
                           data=args.data_desc, hardware=args.hardware, description=args.description,
-                          ema=not args.no_ema, opset=args.opset)
+                          ema=not args.no_ema, opset=args.opset, noise_strength=args.noise_strength)
     except (ExportError, FileNotFoundError, ValueError, RuntimeError) as e:
         protocol.emit("error", message=str(e), command="export")
         return 1

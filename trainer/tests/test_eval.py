@@ -114,3 +114,27 @@ def test_acceptance_spreads_the_bicubic_gain_over_the_crops():
     assert a["bicubic_psnr_gain_db"] == -1.0 and a["beats_bicubic_by_0.5db"] is False
     assert a["bicubic_psnr_gain_median_db"] == 1.0 and a["crops_above_bicubic"] == "3/4"
     assert "crops_above_bicubic" not in acceptance(summary, None)["s"]
+
+
+def test_one_checkpoint_scored_at_two_noise_strengths(tmp_path):
+    """--noise-strength NAME=S: the deterministic mode gives the same output for any noise seed,
+    the full-noise mode does not, and a strength that names no student is an error."""
+    val = tmp_path / "val"
+    val.mkdir()
+    rng = np.random.default_rng(3)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
+    ck = make_checkpoint(tmp_path / "last.pt")
+    kw = dict(students=[("det", str(ck)), ("full", str(ck))], noise_strengths={"det": 0.0},
+              degradations=("bicubic",), crop=32, runtime=False, grid_rows=0)
+    r1 = V.evaluate(str(val), str(tmp_path / "o1"), noise_seed=1, **kw)
+    r2 = V.evaluate(str(val), str(tmp_path / "o2"), noise_seed=2, **kw)
+    assert r1["methods"]["det"]["noise_strength"] == 0.0 and r1["methods"]["full"]["noise_strength"] == 1.0
+    det = [r["psnr_y"] for r in r1["per_image"]["bicubic"]["det"]]
+    assert det == [r["psnr_y"] for r in r2["per_image"]["bicubic"]["det"]]
+    assert [r["psnr_y"] for r in r1["per_image"]["bicubic"]["full"]] != \
+        [r["psnr_y"] for r in r2["per_image"]["bicubic"]["full"]]
+    with pytest.raises(V.EvalError, match="match no --student"):
+        V.evaluate(str(val), str(tmp_path / "o3"), **{**kw, "noise_strengths": {"typo": 0.0}})
+    with pytest.raises(Exception, match="NAME=S"):
+        V._parse_strength("det=2")

@@ -177,3 +177,42 @@ def test_fp16_export_keeps_float32_io(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "h-x4.onnx"), providers=["CPUExecutionProvider"])
     assert [i.type for i in sess.get_inputs()] == ["tensor(float)", "tensor(float)"]
     assert max(r["max_abs_diff"] for r in man["export"]["parity"]) < E.TOL_FP16
+
+
+def test_noise_strength_zero_is_deterministic_and_keeps_the_noise_input(tmp_path):
+    """A checkpoint trained for the deterministic mode (student.inference_noise=0) exports a graph
+    that ignores its noise input but still declares it, so the engine's contract is unchanged."""
+    from duoscale_trainer.cli import main
+
+    ck_path = make_checkpoint(tmp_path / "last.pt")
+    ck = torch.load(ck_path, weights_only=False)
+    ck["config"]["student"]["inference_noise"] = 0.0
+    torch.save(ck, ck_path)
+    rc = main(["export", str(ck_path), "--out", str(tmp_path / "m"), "--name", "d-x4"])
+    assert rc == 0
+    man = json.loads((tmp_path / "m" / "d-x4.json").read_text())
+    assert man["noise_strength"] == 0.0 and man["noise_shape"]["channels"] == 48
+    assert "deterministic" in (tmp_path / "m" / "d-x4.md").read_text()
+    sess = ort.InferenceSession(str(tmp_path / "m" / "d-x4.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["lr", "noise"]
+    g = np.random.default_rng(1)
+    lr = g.random((1, 3, 16, 16), dtype=np.float32)
+    a = sess.run(["hr"], {"lr": lr, "noise": g.standard_normal((1, 48, 16, 16)).astype(np.float32)})[0]
+    b = sess.run(["hr"], {"lr": lr, "noise": g.standard_normal((1, 48, 16, 16)).astype(np.float32)})[0]
+    assert np.array_equal(a, b)
+    # --noise-strength overrides the checkpoint: at 1 the noise moves the output again.
+    rc = main(["export", str(ck_path), "--out", str(tmp_path / "m"), "--name", "n-x4", "--noise-strength", "1"])
+    assert rc == 0 and json.loads((tmp_path / "m" / "n-x4.json").read_text())["noise_strength"] == 1.0
+    sess = ort.InferenceSession(str(tmp_path / "m" / "n-x4.onnx"), providers=["CPUExecutionProvider"])
+    a = sess.run(["hr"], {"lr": lr, "noise": g.standard_normal((1, 48, 16, 16)).astype(np.float32)})[0]
+    b = sess.run(["hr"], {"lr": lr, "noise": g.standard_normal((1, 48, 16, 16)).astype(np.float32)})[0]
+    assert np.abs(a - b).max() > 1e-4
+    with pytest.raises(E.ExportError, match=r"\[0, 1\]"):
+        E.SRPipeline(tiny_net(), S2DCodec(), Schedule(), steps=1, noise_strength=1.5)
+
+
+def test_older_checkpoints_and_teachers_run_at_full_noise():
+    assert E.checkpoint_noise_strength({"student": {"w_distill": 1.0}}) == 1.0
+    assert E.checkpoint_noise_strength(None) == 1.0
+    assert E.checkpoint_noise_strength({"student": {"inference_noise": 0.0}}, "teacher") == 1.0
+    assert E.checkpoint_noise_strength({"student": {"inference_noise": 0.25}}) == 0.25

@@ -165,3 +165,30 @@ def test_lr_adversarial_gradient_reaches_the_student_through_g_only_via_eq7(phot
     seen = set().union(*(e["losses"] for e in ev if e["event"] == "progress"))
     assert "ds_mse" in seen and "adv_lr" not in seen
     assert _student_vs_teacher(out, teacher_ckpt)
+
+
+def test_zero_noise_mask_shares_and_replays():
+    from duoscale_trainer.train.student import noise_keep_mask
+
+    g = torch.Generator().manual_seed(5)
+    assert noise_keep_mask(8, 0.0, g, "cpu", torch.float32) is None
+    assert noise_keep_mask(8, 1.0, g, "cpu", torch.float32).sum() == 0
+    m = noise_keep_mask(4000, 0.5, torch.Generator().manual_seed(5), "cpu", torch.float32)
+    assert m.shape == (4000, 1, 1, 1) and set(m.unique().tolist()) == {0.0, 1.0}
+    assert 0.45 < 1 - m.mean().item() < 0.55                       # about half the rows lose their noise
+    assert torch.equal(m, noise_keep_mask(4000, 0.5, torch.Generator().manual_seed(5), "cpu", torch.float32))
+
+
+def test_deterministic_mode_trains_and_is_recorded(photos, teacher_ckpt, tmp_path):
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "run",
+                          "--steps", 3, "--teacher", teacher_ckpt, "--set", "run.sample_every=100",
+                          "--set", "student.zero_noise_share=1.0", "--set", "student.inference_noise=0"])
+    assert rc == 0, events[-1]
+    assert all(v == v for v in losses_of(events, "distill") + losses_of(events, "denoise"))
+    ck = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert ck["config"]["student"]["zero_noise_share"] == 1.0
+    assert ck["config"]["student"]["inference_noise"] == 0.0
+    for bad in ("student.zero_noise_share=1.5", "student.inference_noise=-0.1"):
+        rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
+                              "--steps", 3, "--teacher", teacher_ckpt, "--set", bad])
+        assert rc != 0 and bad.split("=")[0] in json.dumps(events)

@@ -228,7 +228,11 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 if target is None and (s.distill or s.sinsr_extra):
                     with torch.no_grad():
                         target = diffusion.deterministic_loop(teacher_fn, zy, x_T, lr_cond=lr)
-                x0_hat = student(diffusion.scale_input(x_T, t_T), t_T, lr)
+                keep = noise_keep_mask(B, s.zero_noise_share, g, dev, zy.dtype)
+                # the teacher's target keeps its noise: a row without prior noise regresses to the
+                # mean of the teacher's outputs over eps, plus whatever the GT and GAN terms add
+                x_in = x_T if keep is None else diffusion.prior_sample(zy, eps * keep)
+                x0_hat = student(diffusion.scale_input(x_in, t_T), t_T, lr)
                 loss_s = x0_hat.new_zeros((), dtype=torch.float32)
                 if s.distill:                                                      # eq. 2
                     l = mse(x0_hat, target)
@@ -237,6 +241,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 if s.denoise:                                                      # eq. 7, ML.md 7.2
                     t_n = t_T if s.denoise_t == "T" else torch.randint(0, T, (B,), generator=g, device=dev)
                     n2 = torch.randn(z0.shape, generator=g, device=dev, dtype=z0.dtype)
+                    if keep is not None:
+                        n2 = n2 * keep
                     x_t = diffusion.q_sample(z0, zy, t_n, n2)
                     gt_loss = psnr_weighted_mse if s.denoise_weighting == "psnr" else mse
                     l = gt_loss(student(diffusion.scale_input(x_t, t_n), t_n, lr), z0)
@@ -328,7 +334,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             g = C.step_generator(cfg.run.seed, dev, "preview")
             with ctx.autocast():
                 zy = codec.encode_lr(lr)
-                x_T = diffusion.prior_sample(zy, torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype))
+                noise = s.inference_noise * torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype)
+                x_T = diffusion.prior_sample(zy, noise)
                 tt = torch.full((zy.shape[0],), T - 1, dtype=torch.long, device=dev)
                 out = codec.decode(ema.module(diffusion.scale_input(x_T, tt), tt, lr)).float().clamp(-1, 1)
             bic = C.upsample4(lr).clamp(-1, 1)
@@ -347,6 +354,16 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # Teacher-target cache (ML.md 9): N (hr, lr, eps, target) tuples computed once, reused.
+
+
+def noise_keep_mask(batch: int, zero_share: float, g: torch.Generator, dev, dtype) -> Tensor | None:
+    """Bx1x1x1 of 0 (this row gets no prior noise) and 1, or None when zero_share is 0.
+
+    Drawn from the step's generator, so a resumed run replays the same rows."""
+    if zero_share <= 0:
+        return None
+    u = torch.rand((batch, 1, 1, 1), generator=g, device=dev)
+    return (u >= zero_share).to(dtype)
 
 
 @torch.no_grad()
