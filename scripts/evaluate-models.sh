@@ -16,13 +16,23 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 cd trainer
 ck() { echo "$R/$1/checkpoints/last.pt"; }
+# default: the shipped model (deterministic mode, noise strength 0 from its checkpoint);
+# default@1: the same weights at full prior noise; student and abl-*: Table IV rows 5 and 1-4 with the
+# paper's loss weights; gt, psnr, pixel, det-all: the steps and controls between row 5 and default.
 python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$ROOT/docs/eval" --crop 256 --seed 1234 \
   --teacher "$(ck teacher)" \
+  --student "default=$(ck default)" \
+  --student "default@1=$(ck default)" --noise-strength default@1=1 \
   --student "student=$(ck student)" \
   --student "distill=$(ck abl-distill)" \
   --student "distill+HR=$(ck abl-hr)" \
   --student "distill+LR=$(ck abl-lr)" \
-  --student "all3-convG=$(ck abl-conv)" "$@"
-# Row 5 of the ablation (all three, diffusion G) is the shipped student itself (same budget).
+  --student "all3-convG=$(ck abl-conv)" \
+  --student "gt=$(ck gt)" \
+  --student "psnr=$(ck psnr)" \
+  --student "psnr@0=$(ck psnr)" --noise-strength psnr@0=0 \
+  --student "pixel=$(ck pixel)" \
+  --student "det-all=$(ck det-all)" "$@"
+# Row 5 of the ablation (all three, diffusion G) is "student" (same budget as rows 1-4).
 python3 -m duoscale_trainer eval --val "$PHOTOS/faces/val" --out "$ROOT/docs/eval-faces" --crop 256 --seed 1234 \
-  --teacher "$(ck teacher)" --student "general=$(ck student)" --student "face=$(ck face)" --no-runtime "$@"
+  --teacher "$(ck teacher)" --student "general=$(ck default)" --student "face=$(ck face)" --no-runtime "$@"

@@ -16,15 +16,15 @@ ROOT=$PWD
 OUT=$ROOT/resources/models
 DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/data/build-photo-set.sh (Debian package images; licences in its SOURCES.md: GPL-2+, LGPL-3, public domain and others); mixed degradation, 80% bicubic-only and 20% Real-ESRGAN second-order (teacher phase 1: 50%)"
 cd trainer
-python3 -m duoscale_trainer export "$R/student/checkpoints/last.pt" --out "$OUT" --name duoscale-general-x4 \
-  --task general --tile "$TILE" --overlap "$OVERLAP" --metrics "$ROOT/docs/eval/eval.json" --metrics-method student \
+python3 -m duoscale_trainer export "$R/default/checkpoints/last.pt" --out "$OUT" --name duoscale-general-x4 \
+  --task general --tile "$TILE" --overlap "$OVERLAP" --metrics "$ROOT/docs/eval/eval.json" --metrics-method default \
   --data-desc "$DATA" --description "${GENERAL_DESC:-Default x4 model: a one-step diffusion student (small residual ResUNet, 4.6 M parameters) co-learned on 2 CPU cores with both discriminators and the diffusion downsampler from a 15-step ResShift teacher. Crisper than lanczos, 11x faster than its teacher, but 1.1 dB PSNR-Y below bicubic on clean val crops: it still misses the fidelity targets of issue 5. Training and measurements: docs/MODELS.md.}"
 python3 -m duoscale_trainer export "$R/face/checkpoints/last.pt" --out "$OUT" --name duoscale-face-x4 \
   --task face --experimental --tile "$TILE" --overlap "$OVERLAP" --metrics "$ROOT/docs/eval-faces/eval.json" \
   --metrics-method face \
   --data-desc "the 11 face crops of faces/train of ../shared/data/build-photo-set.sh (licences in its SOURCES.md), same degradation as the general model" \
   --description "${FACE_DESC:-Experimental face x4 model: the general student fine-tuned on the only 11 training face crops the photo set has. Too few faces for a meaningful face model; it ships so the fine-tune path is exercised end to end. See docs/MODELS.md.}"
-python3 ../scripts/slim-checkpoint.py "$R/student/checkpoints/last.pt" "$OUT/duoscale-general-x4.ckpt.pt" \
+python3 ../scripts/slim-checkpoint.py "$R/default/checkpoints/last.pt" "$OUT/duoscale-general-x4.ckpt.pt" \
   --only student --only downsampler --only d_hr --only d_lr
 python3 ../scripts/slim-checkpoint.py "$R/teacher/checkpoints/last.pt" "$OUT/duoscale-teacher-x4.ckpt.pt" --only teacher
 ls -la "$OUT"

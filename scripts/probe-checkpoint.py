@@ -16,7 +16,7 @@ import sys
 import torch
 
 from duoscale_trainer import evaluate as E
-from duoscale_trainer.export import SRPipeline
+from duoscale_trainer.export import SRPipeline, checkpoint_noise_strength
 from duoscale_trainer.train.common import load_for_inference
 
 
@@ -26,12 +26,13 @@ def main() -> None:
     which = sys.argv[2] if len(sys.argv) > 2 else "teacher"
     n = int(sys.argv[3]) if len(sys.argv) > 3 else 8
     val = os.environ.get("PROBE_VAL", "/data/photos/val")
-    net, codec, sched, _ = load_for_inference(ck, which=which, ema=True)
+    net, codec, sched, cfg = load_for_inference(ck, which=which, ema=True)
+    strength = checkpoint_noise_strength(cfg, which)   # a deterministic-mode student runs at 0
     for deg in ("bicubic", "realesrgan"):
         ds = E.make_pairs(val, 128, deg, 1234, n)
         methods = []
         for steps in ([1, 15] if which == "teacher" else [1]):
-            pipe = SRPipeline(net, codec, sched, steps=steps).eval()
+            pipe = SRPipeline(net, codec, sched, steps=steps, noise_strength=strength).eval()
             methods.append(E.Method(name=f"{which}-{steps}", kind=which, source=ck, steps=steps,
                                     pad_multiple=pipe.pad_multiple, latent_channels=48,
                                     run=E._pad_run(lambda lr, no, i, p=pipe: p(lr, no), pipe.pad_multiple)))

@@ -182,13 +182,13 @@ def test_fp16_export_keeps_float32_io(tmp_path):
 def test_noise_strength_zero_is_deterministic_and_keeps_the_noise_input(tmp_path):
     """A checkpoint trained for the deterministic mode (student.inference_noise=0) exports a graph
     that ignores its noise input but still declares it, so the engine's contract is unchanged."""
-    from duoscale_trainer.cli import main
+    from trainhelpers import run_raw
 
     ck_path = make_checkpoint(tmp_path / "last.pt")
     ck = torch.load(ck_path, weights_only=False)
     ck["config"]["student"]["inference_noise"] = 0.0
     torch.save(ck, ck_path)
-    rc = main(["export", str(ck_path), "--out", str(tmp_path / "m"), "--name", "d-x4"])
+    rc, _ = run_raw(["export", str(ck_path), "--out", str(tmp_path / "m"), "--name", "d-x4"])
     assert rc == 0
     man = json.loads((tmp_path / "m" / "d-x4.json").read_text())
     assert man["noise_strength"] == 0.0 and man["noise_shape"]["channels"] == 48
@@ -201,7 +201,7 @@ def test_noise_strength_zero_is_deterministic_and_keeps_the_noise_input(tmp_path
     b = sess.run(["hr"], {"lr": lr, "noise": g.standard_normal((1, 48, 16, 16)).astype(np.float32)})[0]
     assert np.array_equal(a, b)
     # --noise-strength overrides the checkpoint: at 1 the noise moves the output again.
-    rc = main(["export", str(ck_path), "--out", str(tmp_path / "m"), "--name", "n-x4", "--noise-strength", "1"])
+    rc, _ = run_raw(["export", str(ck_path), "--out", str(tmp_path / "m"), "--name", "n-x4", "--noise-strength", "1"])
     assert rc == 0 and json.loads((tmp_path / "m" / "n-x4.json").read_text())["noise_strength"] == 1.0
     sess = ort.InferenceSession(str(tmp_path / "m" / "n-x4.onnx"), providers=["CPUExecutionProvider"])
     a = sess.run(["hr"], {"lr": lr, "noise": g.standard_normal((1, 48, 16, 16)).astype(np.float32)})[0]
