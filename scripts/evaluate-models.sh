@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Evaluates the shipped models and the Table IV ablation; writes docs/eval/ (eval.json, eval.md,
-# grid-bicubic.png, grid-realesrgan.png) and docs/eval-faces/.
+# grid-bicubic.png, grid-realesrgan.png: input, lanczos, teacher-15, the default at noise strength 0
+# and 1, row 5, ground truth) and docs/eval-faces/.
 #
 #   bash scripts/evaluate-models.sh PHOTOS_DIR RUNS_DIR
 #
 # Data: the 27 photos of PHOTOS_DIR/val (never trained on), one 256x256 centre crop each, 8-bit
 # sRGB; (a) bicubic-only x4 (MATLAB-style antialiased imresize, centre-aligned) and (b) the
 # Real-ESRGAN second-order pipeline with seed 1234 per crop. PSNR-Y/SSIM-Y on the Y of BT.601
-# YCbCr, no border crop, outputs rounded to 8 bit. Runtimes: onnxruntime on this CPU, one run.
+# YCbCr, no border crop, outputs rounded to 8 bit. Runtimes: onnxruntime on this CPU, one run,
+# median of 7 after a warm-up (the 2-core machine is noisy: medians of 3 moved the ratio 10-14x).
 set -euo pipefail
 PHOTOS=${1:?PHOTOS_DIR}
 R=${2:?RUNS_DIR}
@@ -32,7 +34,8 @@ python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$ROOT/docs/eval" --c
   --student "psnr=$(ck psnr)" \
   --student "psnr@0=$(ck psnr)" --noise-strength psnr@0=0 \
   --student "pixel=$(ck pixel)" \
-  --student "det-all=$(ck det-all)" "$@"
+  --student "det-all=$(ck det-all)" \
+  --grid-methods "lanczos,teacher-15,default,default@1,student" --runtime-repeats 7 "$@"
 # Row 5 of the ablation (all three, diffusion G) is "student" (same budget as rows 1-4).
 python3 -m duoscale_trainer eval --val "$PHOTOS/faces/val" --out "$ROOT/docs/eval-faces" --crop 256 --seed 1234 \
   --teacher "$(ck teacher)" --student "general=$(ck default)" --student "face=$(ck face)" --no-runtime "$@"

@@ -134,6 +134,14 @@ def test_one_checkpoint_scored_at_two_noise_strengths(tmp_path):
     assert det == [r["psnr_y"] for r in r2["per_image"]["bicubic"]["det"]]
     assert [r["psnr_y"] for r in r1["per_image"]["bicubic"]["full"]] != \
         [r["psnr_y"] for r in r2["per_image"]["bicubic"]["full"]]
+    # --grid-methods picks and orders the grid's columns; a name that is no method is an error
+    r3 = V.evaluate(str(val), str(tmp_path / "o4"), **{**kw, "grid_rows": 2, "grid_crop": 16},
+                    grid_methods=["full", "lanczos", "det"])
+    assert r3["grids"]["bicubic"]["columns"] == ["input (nearest)", "full", "lanczos", "det", "ground truth"]
+    with Image.open(tmp_path / "o4" / "grid-bicubic.png") as im:
+        assert im.size == (5 * 16 + 6 * 4, 16 + 2 * 16 + 3 * 4)
+    with pytest.raises(V.EvalError, match="not methods of this run"):
+        V.evaluate(str(val), str(tmp_path / "o5"), **kw, grid_methods=["nope"])
     with pytest.raises(V.EvalError, match="match no --student"):
         V.evaluate(str(val), str(tmp_path / "o3"), **{**kw, "noise_strengths": {"typo": 0.0}})
     with pytest.raises(Exception, match="NAME=S"):
