@@ -130,6 +130,24 @@ def _resume_checkpoint(args: argparse.Namespace, cfg: Config) -> Path | None:
     return last if last.is_file() else None
 
 
+def _inherit_from_init(cfg, explicit: set[str], log) -> None:
+    """A student --init from a student checkpoint keeps that model's recipe (config.RECIPE_KEYS)."""
+    import torch
+
+    from .config import inherit_recipe
+
+    path = Path(cfg.paths.init)
+    if not path.is_file():
+        return   # the trainer's own check names the missing file
+    ck = torch.load(path, map_location="cpu", weights_only=False)   # our own checkpoint format
+    if ck.get("kind") != "student":
+        return
+    changed = inherit_recipe(cfg, ck.get("config"), explicit)
+    if changed:
+        log.info("--init %s: keeping its recipe %s (set them on the command line to change them)",
+                 path.name, ", ".join(f"{k}={v}" for k, v in changed.items()))
+
+
 def run_training(command: str, args: argparse.Namespace) -> int:
     import os
 
@@ -139,6 +157,8 @@ def run_training(command: str, args: argparse.Namespace) -> int:
         preset = args.preset or _default_preset()
         overrides = overrides_from_args(args)
         cfg = resolve(command, preset, overrides)
+        if command == "student" and cfg.paths.init and not args.resume:
+            _inherit_from_init(cfg, set(overrides), log)
         if args.dry_run:
             protocol._out.write(cfg.to_json() + "\n")   # noqa: SLF001 - the real stdout
             protocol._out.flush()                       # noqa: SLF001

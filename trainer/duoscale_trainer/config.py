@@ -323,6 +323,28 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+# The student settings that make a model what it is (loss weights, GT weighting, noise mode). A
+# student run started with --init from a student checkpoint takes these from that checkpoint unless
+# the command line sets them, so a fine-tune continues its model's recipe instead of silently
+# switching to the defaults (a deterministic-mode model would otherwise export at full noise).
+RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
+               "zero_noise_share", "inference_noise")
+
+
+def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
+    """Copy RECIPE_KEYS from a student checkpoint's config into cfg, except keys in `explicit`
+    (section.key as given on the command line). Returns what changed."""
+    st = (init_config or {}).get("student") or {}
+    changed = {}
+    for k in RECIPE_KEYS:
+        key = f"student.{k}"
+        if k in st and key not in explicit and st[k] != getattr(cfg.student, k):
+            changed[key] = st[k]
+    apply_overrides(cfg, changed)
+    validate(cfg)
+    return changed
+
+
 def resolve(command: str, preset: str, overrides: dict[str, Any] | None = None) -> Config:
     """Defaults -> preset -> overrides (already ordered flags then --set)."""
     if preset not in PRESETS:

@@ -188,6 +188,19 @@ def test_deterministic_mode_trains_and_is_recorded(photos, teacher_ckpt, tmp_pat
     ck = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
     assert ck["config"]["student"]["zero_noise_share"] == 1.0
     assert ck["config"]["student"]["inference_noise"] == 0.0
+    # A fine-tune (--init from this student) keeps its recipe unless the command line says otherwise
+    from trainhelpers import run_raw
+    base = ["student", "--preset", "test", "--data", photos, "--out", tmp_path / "ft", "--teacher", teacher_ckpt,
+            "--init", tmp_path / "run" / "checkpoints" / "last.pt", "--dry-run"]
+    rc, text = run_raw(base)
+    st = json.loads(text)["student"]
+    assert rc == 0 and st["zero_noise_share"] == 1.0 and st["inference_noise"] == 0.0
+    rc, text = run_raw(base + ["--set", "student.inference_noise=1"])
+    st = json.loads(text)["student"]
+    assert rc == 0 and st["inference_noise"] == 1.0 and st["zero_noise_share"] == 1.0
+    # ...while --init from a teacher checkpoint changes nothing
+    rc, text = run_raw([*base[:-3], "--init", teacher_ckpt, "--dry-run"])
+    assert rc == 0 and json.loads(text)["student"]["inference_noise"] == 1.0
     for bad in ("student.zero_noise_share=1.5", "student.inference_noise=-0.1"):
         rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
                               "--steps", 3, "--teacher", teacher_ckpt, "--set", bad])
