@@ -34,6 +34,8 @@ interface Entry {
 
 /** A manifest found on disk that could not be used, for `models list` to show. */
 export interface RefusedModel { path: string; reason: string }
+/** Internally the error that refused the manifest is kept too, to be rethrown as it was. */
+type Refused = RefusedModel & { error?: DuoscaleError };
 
 export async function sha256File(file: string): Promise<string> {
   const h = createHash('sha256');
@@ -49,7 +51,7 @@ export class ModelRegistry {
   readonly builtinDir: string;
   readonly userDir: string;
   #hashCache = new Map<string, { key: string; sha: string }>();
-  #refused: RefusedModel[] = [];
+  #refused: Refused[] = [];
 
   /**
    * @param builtinDir shipped models (read-only; may be missing or empty)
@@ -62,7 +64,7 @@ export class ModelRegistry {
 
   async #scan(): Promise<Entry[]> {
     const entries: Entry[] = [];
-    const refused: RefusedModel[] = [];
+    const refused: Refused[] = [];
     const seen = new Set<string>();
     for (const [dir, builtin] of [[this.builtinDir, true], [this.userDir, false]] as const) {
       let names: string[];
@@ -78,7 +80,7 @@ export class ModelRegistry {
           seen.add(e.id);
           entries.push(e);
         } catch (err) {
-          refused.push({ path: manifestPath, reason: (err as Error).message });
+          refused.push({ path: manifestPath, reason: (err as Error).message, error: err instanceof DuoscaleError ? err : undefined });
         }
       }
     }
@@ -123,12 +125,8 @@ export class ModelRegistry {
     const e = all.find((x) => x.id === id);
     if (!e) {
       const refused = this.#refused.find((r) => path.basename(r.path, '.json') === id);
-      if (refused) {
-        // The stored reason is a full message that already starts with the file: name it once.
-        const own = `${refused.path}: `;
-        const reason = refused.reason.startsWith(own) ? refused.reason.slice(own.length) : refused.reason;
-        throw new DuoscaleError('E_MODEL_MANIFEST', reason.replace(/\.$/, ''), { file: refused.path });
-      }
+      // The error that refused it already names the file; rethrow it rather than wrap its message.
+      if (refused) throw refused.error ?? new DuoscaleError('E_MODEL_MANIFEST', refused.reason, { file: refused.path });
       const names = all.map((x) => x.id).join(', ') || 'none';
       throw new DuoscaleError('E_MODEL_NOT_FOUND', `no model named "${id}"`, {
         hint: `Installed models: ${names}. Import one with \`duoscale models import FILE.onnx\`` });
@@ -144,7 +142,7 @@ export class ModelRegistry {
 
   /** Manifests found by the last list()/get() that were refused, with the reason. */
   refused(): RefusedModel[] {
-    return [...this.#refused];
+    return this.#refused.map(({ path: p, reason }) => ({ path: p, reason }));
   }
 
   async get(id: ModelId, defaultId?: ModelId): Promise<ModelInfo> {

@@ -139,7 +139,8 @@ def _inherit_from_init(cfg, explicit: set[str], log) -> None:
     path = Path(cfg.paths.init)
     if not path.is_file():
         return   # the trainer's own check names the missing file
-    ck = torch.load(path, map_location="cpu", weights_only=False)   # our own checkpoint format
+    # Only the config is read here (the run loads the weights later): mmap leaves the tensors on disk.
+    ck = torch.load(path, map_location="cpu", weights_only=False, mmap=True)   # our own checkpoint format
     if ck.get("kind") != "student":
         return
     changed = inherit_recipe(cfg, ck.get("config"), explicit)

@@ -119,9 +119,7 @@ def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = 
         raise EvalError(f"{name}: checkpoint not found: {path}")
     net, codec, schedule, cfg = load_for_inference(path, which=which, ema=True)
     steps = 1 if which == "student" else int(schedule.T)
-    strength = checkpoint_noise_strength(cfg, which) if noise_strength is None else float(noise_strength)
-    if not 0 <= strength <= 1:
-        raise EvalError(f"{name}: noise strength must be in [0, 1], got {strength}")
+    strength = checkpoint_noise_strength(cfg, which, noise_strength)
     pipe = SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength).eval()
     kind = which
     if stochastic:
@@ -485,7 +483,8 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
         methods.append(build_method(name, path, "student", noise_strength=noise_strengths.get(name)))
     log(f"methods: {[m.name for m in methods]}")
     if grid_methods:
-        missing = [g for g in grid_methods if g not in {m.name for m in methods}]
+        have = {m.name for m in methods}
+        missing = [g for g in grid_methods if g not in have]
         if missing:
             raise EvalError(f"--grid-methods {missing} are not methods of this run "
                             f"(have {[m.name for m in methods]})")

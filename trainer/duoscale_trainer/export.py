@@ -239,7 +239,7 @@ def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, pr
         "noise_shape": {"channels": c, "height": "H", "width": "W"},
         # how strongly the graph scales the noise input (already applied inside it): 1 = the
         # method's prior, 0 = deterministic (the noise input is then ignored)
-        "noise_strength": getattr(pipeline, "noise_strength", 1.0),
+        "noise_strength": pipeline.noise_strength,
         "output": {"name": "hr", "shape": ["1", "3", "4*H", "4*W"], "range": [0, 1]},
         "pad_multiple": pipeline.pad_multiple,
         "tile": {"size": int(meta.tile_size), "overlap": int(meta.tile_overlap)},
@@ -390,9 +390,12 @@ def export_pipeline(pipeline: SRPipeline, out_dir: str | os.PathLike, name: str,
 # ---------------------------------------------------------------------------------------------
 # From a training checkpoint
 
-def checkpoint_noise_strength(config: dict | None, which: str = "student") -> float:
-    """The prior-noise strength a checkpoint's student is meant to run at (student.inference_noise;
-    1.0 for teachers and for checkpoints written before the setting existed)."""
+def checkpoint_noise_strength(config: dict | None, which: str = "student",
+                              override: float | None = None) -> float:
+    """The prior-noise strength to run a checkpoint at: `override` when given, else its student's
+    student.inference_noise (1.0 for teachers and for checkpoints written before the setting)."""
+    if override is not None:
+        return float(override)
     if which != "student":
         return 1.0
     return float(((config or {}).get("student") or {}).get("inference_noise", 1.0))
@@ -412,7 +415,7 @@ def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = T
                           f"{which}` or pass RUN_DIR/checkpoints/last.pt)")
     net, codec, schedule, config = load_for_inference(str(ckpt), which=which, ema=ema)
     steps = 1 if which == "student" else int(schedule.T)
-    strength = checkpoint_noise_strength(config, which) if noise_strength is None else float(noise_strength)
+    strength = checkpoint_noise_strength(config, which, noise_strength)
     return SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength).eval(), config
 
 
