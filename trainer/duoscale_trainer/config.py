@@ -79,6 +79,9 @@ class StudentConfig:
                                       # direction of mean per-image PSNR (docs/MODELS.md), same scale as MSE
     zero_noise_share: float = 0.0     # fraction of each batch whose student input carries no prior
                                       # noise (x_T = z_y): trains the deterministic mode (MODELS.md)
+    zero_noise_target: str = "noisy"  # what those rows distill from: noisy = the teacher's chain from the
+                                      # row's noisy x_T (their mean over eps) | zero = the teacher's chain
+                                      # from x_T = z_y, the same mode the row runs in
     inference_noise: float = 1.0      # prior-noise strength export/eval use for this student: 1 = the
                                       # method's x_T = z_y + kappa sqrt(eta_T) eps, 0 = deterministic
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
@@ -328,7 +331,7 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "inference_noise")
+               "zero_noise_share", "zero_noise_target", "inference_noise")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -371,6 +374,7 @@ def validate(cfg: Config) -> None:
     choice("student.gan_loss", cfg.student.gan_loss, ("hinge", "paper"))
     choice("student.denoise_t", cfg.student.denoise_t, ("T", "random"))
     choice("student.denoise_weighting", cfg.student.denoise_weighting, ("pixel", "psnr"))
+    choice("student.zero_noise_target", cfg.student.zero_noise_target, ("noisy", "zero"))
     choice("run.device", cfg.run.device, ("auto", "cpu", "cuda"))
     choice("run.precision", cfg.run.precision, ("fp32", "bf16"))
     if cfg.data.hr_size % 4 or cfg.data.hr_size < 16:

@@ -205,3 +205,36 @@ def test_deterministic_mode_trains_and_is_recorded(photos, teacher_ckpt, tmp_pat
         rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
                               "--steps", 3, "--teacher", teacher_ckpt, "--set", bad])
         assert rc != 0 and bad.split("=")[0] in json.dumps(events)
+
+
+def test_zero_noise_rows_can_distill_from_the_teachers_noise_free_chain(photos, teacher_ckpt, tmp_path):
+    """zero_noise_target=zero caches a second target per crop: the teacher's 15-step chain started
+    from x_T = z_y, which is what the same teacher gives at noise strength 0."""
+    from duoscale_trainer.diffusion import ResShift
+    from duoscale_trainer.train.common import load_for_inference
+
+    out = tmp_path / "zero"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 2,
+                          "--teacher", teacher_ckpt, "--cache-targets", 4, "--set", "run.sample_every=100",
+                          "--set", "student.zero_noise_share=0.5", "--set", "student.zero_noise_target=zero"])
+    assert rc == 0, events[-1]
+    cache = torch.load(out / "target_cache_rank0.pt", map_location="cpu", weights_only=False)
+    assert cache["key"]["target0"] is True and cache["target0"].shape == cache["target"].shape
+    net, codec, sched, _ = load_for_inference(str(teacher_ckpt), which="teacher", ema=True)
+    diffusion = ResShift(sched)
+    with torch.no_grad():
+        zy = codec.encode_lr(cache["lr"])
+        want = diffusion.deterministic_loop(lambda x, t, c: net(x, t, c), zy, zy, lr_cond=cache["lr"])
+        noisy = diffusion.deterministic_loop(lambda x, t, c: net(x, t, c), zy,
+                                             diffusion.prior_sample(zy, cache["eps"]), lr_cond=cache["lr"])
+    assert torch.allclose(cache["target0"], want, atol=1e-4)
+    assert torch.allclose(cache["target"], noisy, atol=1e-4)          # the noisy target is unchanged
+    assert (cache["target0"] - cache["target"]).abs().mean() > 1e-3
+    ck = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    assert ck["config"]["student"]["zero_noise_target"] == "zero"
+    # the setting is part of the recipe a fine-tune inherits, and a typo is refused by name
+    from duoscale_trainer.config import RECIPE_KEYS
+    assert "zero_noise_target" in RECIPE_KEYS
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.zero_noise_target=clean"])
+    assert rc != 0 and "student.zero_noise_target" in json.dumps(events)

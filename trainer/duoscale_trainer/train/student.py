@@ -201,11 +201,12 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 lr = C.to_device(cache["lr"][idx], dev, fmt)
                 eps = C.to_device(cache["eps"][idx], dev, fmt)
                 target = C.to_device(cache["target"][idx], dev, fmt)
+                target0 = C.to_device(cache["target0"][idx], dev, fmt) if "target0" in cache else None
             else:
                 batch = source.batch(step)
                 hr = C.to_device(batch["hr"], dev, fmt)
                 lr = C.to_device(batch["lr"], dev, fmt)
-                eps = target = None
+                eps = target = target0 = None
             B = hr.shape[0]
             t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
             d_on = plan.reached("d_start", step) and (s.hr_adv or s.lr_adv)
@@ -229,8 +230,14 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     with torch.no_grad():
                         target = diffusion.deterministic_loop(teacher_fn, zy, x_T, lr_cond=lr)
                 keep = noise_keep_mask(B, s.zero_noise_share, g, dev, zy.dtype)
-                # the teacher's target keeps its noise: a row without prior noise regresses to the
-                # mean of the teacher's outputs over eps, plus whatever the GT and GAN terms add
+                # zero_noise_target "noisy": the teacher's target keeps its noise, so a row without
+                # prior noise regresses to the mean of the teacher's outputs over eps (plus the GT and
+                # GAN terms); "zero": such a row copies the teacher's chain run without noise too
+                if keep is not None and s.zero_noise_target == "zero" and target is not None:
+                    if target0 is None:
+                        with torch.no_grad():
+                            target0 = diffusion.deterministic_loop(teacher_fn, zy, zy, lr_cond=lr)
+                    target = target * keep + target0 * (1 - keep)
                 x_in = x_T if keep is None else diffusion.prior_sample(zy, eps * keep)
                 x0_hat = student(diffusion.scale_input(x_in, t_T), t_T, lr)
                 loss_s = x0_hat.new_zeros((), dtype=torch.float32)
@@ -366,6 +373,12 @@ def noise_keep_mask(batch: int, zero_share: float, g: torch.Generator, dev, dtyp
     return (u >= zero_share).to(dtype)
 
 
+def uses_zero_chain(cfg) -> bool:
+    """True when some rows train without prior noise and distill from the teacher's noise-free chain."""
+    s = cfg.student
+    return s.zero_noise_share > 0 and s.zero_noise_target == "zero" and (s.distill or s.sinsr_extra)
+
+
 @torch.no_grad()
 def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) -> dict:
     cfg = ctx.cfg
@@ -375,6 +388,9 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
     key = {"n": n, "seed": cfg.run.seed, "hr_size": cfg.data.hr_size, "world": ctx.dist.world,
            "degradation": cfg.data.degradation, "bicubic_share": cfg.data.bicubic_share,
            "teacher": str(cfg.paths.teacher)}
+    with_zero = uses_zero_chain(cfg)
+    if with_zero:
+        key["target0"] = True   # only then, so caches written before the setting stay valid
     if path.is_file():
         try:
             cached = torch.load(path, map_location="cpu", weights_only=False)
@@ -386,6 +402,8 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
     bs = max(1, cfg.data.batch_size)
     sampler = C.StepSampler(len(dataset), bs, cfg.run.seed + 17, ctx.dist.rank, ctx.dist.world)
     parts: dict[str, list[Tensor]] = {"hr": [], "lr": [], "eps": [], "target": []}
+    if with_zero:
+        parts["target0"] = []
     done = 0
     k = 0
     while done < n:
@@ -402,6 +420,10 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
         parts["lr"].append(lr)
         parts["eps"].append(eps.float().cpu())
         parts["target"].append(target.float().cpu())
+        if with_zero:
+            with ctx.autocast():
+                target0 = diffusion.deterministic_loop(lambda x, tt, c: teacher(x, tt, c), zy, zy, lr_cond=lr_d)
+            parts["target0"].append(target0.float().cpu())
         done += hr.shape[0]
         k += 1
         if k % 10 == 0 or done >= n:
