@@ -140,8 +140,7 @@ def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = 
     m = Method(name=name, kind=kind, source=str(path), steps=steps, pad_multiple=pipe.pad_multiple,
                latent_channels=pipe.latent_channels, run=_pad_run(fn, pipe.pad_multiple))
     m.info["weights"] = "ema"
-    if which == "student":
-        m.info["noise_strength"] = strength
+    m.info["noise_strength"] = strength
     m._pipeline = pipe  # noqa: SLF001 - kept for the runtime export
     return m
 
@@ -171,8 +170,10 @@ def method_from_onnx(name: str, path: str, kind: str = "student") -> Method:
         outs = [torch.from_numpy(sess.run(["hr"], {"lr": lr[i:i + 1].numpy(), "noise": noise[i:i + 1].numpy()})[0])
                 for i in range(lr.shape[0])]
         return torch.cat(outs)
-    return Method(name=name, kind=kind, source=str(p), steps=steps, pad_multiple=pm, latent_channels=c,
-                  run=_pad_run(fn, pm), onnx_path=str(p))
+    m = Method(name=name, kind=kind, source=str(p), steps=steps, pad_multiple=pm, latent_channels=c,
+               run=_pad_run(fn, pm), onnx_path=str(p))
+    m.info["noise_strength"] = float(manifest.get("noise_strength", 1.0))
+    return m
 
 
 def build_method(name: str, path: str, which: str, stochastic: bool = False, seed: int = 0,
@@ -363,7 +364,18 @@ def acceptance(summary: dict, runtime: dict | None, per_image: dict | None = Non
     bic = summary.get("bicubic", {})
     real = summary.get("realesrgan", {})
     students = sorted({n for d in summary.values() for n, r in d.items() if r.get("_kind") == "student"})
-    teacher = next((n for d in summary.values() for n, r in d.items() if r.get("_kind") == "teacher"), None)
+    # the first teacher row is the checkpoint's own sampler (full prior noise): speed-ups are against
+    # it. --teacher-at adds the same chain at other noise strengths; a student's fidelity is compared
+    # with the teacher row run at the student's own strength when there is one (like with like: a
+    # deterministic-mode student against the teacher's chain without prior noise), else the first
+    rows = next(iter(summary.values()), {})
+    teachers = [n for n, r in rows.items() if r.get("_kind") == "teacher"]
+    teacher = teachers[0] if teachers else None
+
+    def teacher_for(student: str) -> str | None:
+        st = rows.get(student, {}).get("_noise_strength")
+        same = [t for t in teachers if st is not None and rows[t].get("_noise_strength") == st]
+        return same[0] if same else teacher
     for s in students:
         a = {}
         if s in bic and "bicubic" in bic:
@@ -373,10 +385,14 @@ def acceptance(summary: dict, runtime: dict | None, per_image: dict | None = Non
                 gains = [r["psnr_y"] - b["psnr_y"] for r, b in zip(per_bic[s], per_bic["bicubic"])]
                 a["bicubic_psnr_gain_median_db"] = round(float(np.median(gains)), 3)
                 a["crops_above_bicubic"] = f"{sum(g > 0 for g in gains)}/{len(gains)}"
-        if s in bic and teacher in bic:
+        tc = teacher_for(s)
+        if s in bic and tc in bic:
             # teacher minus student; "within 0.5 dB" holds from either side
-            a["psnr_gap_to_teacher_db"] = round(bic[teacher]["psnr_y"] - bic[s]["psnr_y"], 3)
+            a["teacher_compared"] = tc
+            a["psnr_gap_to_teacher_db"] = round(bic[tc]["psnr_y"] - bic[s]["psnr_y"], 3)
             a["within_0.5db_of_teacher"] = abs(a["psnr_gap_to_teacher_db"]) <= 0.5
+            if tc != teacher and teacher in bic:
+                a[f"psnr_gap_to_{teacher}_db"] = round(bic[teacher]["psnr_y"] - bic[s]["psnr_y"], 3)
         if runtime and teacher:
             sp = runtime.get(f"speedup_vs_{teacher}", {}).get(s)
             if sp is not None:
@@ -442,7 +458,7 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
              grid_rows: int = 4, grid_crop: int = 128, batch: int = 8,
              log: Callable[[str], None] | None = None,
              noise_strengths: dict[str, float] | None = None,
-             grid_methods: list[str] | None = None) -> dict:
+             grid_methods: list[str] | None = None, teacher_strengths: list[float] | None = None) -> dict:
     """Run the whole evaluation and write eval.json, eval.md and grid-<degradation>.png."""
     log = log or (lambda s: None)
     t_start = time.time()
@@ -471,6 +487,15 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
         if teacher is None:
             tm.info["from"] = f"the teacher stored in {Path(teacher_src).name}"
         methods.append(tm)
+        for st in teacher_strengths or []:
+            if tm.onnx_path:
+                raise EvalError("--teacher-at needs a teacher checkpoint: an ONNX teacher has its noise "
+                                "strength built in")
+            extra = build_method("teacher", teacher_src, "teacher", noise_strength=st)
+            extra.name = f"{tm.name}@{st:g}"
+            if extra.name in {m.name for m in methods}:
+                raise EvalError(f"--teacher-at {st:g} is given twice, or is the teacher's own strength")
+            methods.append(extra)
         if stochastic_teacher:
             sm = build_method("teacher-stochastic", teacher_src, "teacher", stochastic=True, seed=noise_seed)
             sm.name = f"teacher-{sm.steps}-stochastic"
@@ -481,6 +506,8 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
         raise EvalError(f"--noise-strength names {unknown} match no --student (have {names})")
     for name, path in students:
         methods.append(build_method(name, path, "student", noise_strength=noise_strengths.get(name)))
+    if teacher_strengths and not teacher_src:
+        raise EvalError("--teacher-at needs a teacher (--teacher, or a student checkpoint that holds one)")
     log(f"methods: {[m.name for m in methods]}")
     if grid_methods:
         have = {m.name for m in methods}
@@ -511,6 +538,7 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
         per, summary = score(outputs, ds.hr, ds.names)
         for m in methods:
             summary[m.name]["_kind"] = m.kind
+            summary[m.name]["_noise_strength"] = m.info.get("noise_strength")
         result["per_image"][deg] = per
         result["summary"][deg] = summary
         if grid_rows > 0:
@@ -537,6 +565,7 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
     for deg in result["summary"].values():
         for r in deg.values():
             r.pop("_kind", None)
+            r.pop("_noise_strength", None)
     result["wall_s"] = round(time.time() - t_start, 1)
     atomic_write_text(out / "eval.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out / "eval.md", markdown(result))
@@ -564,6 +593,16 @@ def _parse_strength(s: str) -> tuple[str, float]:
     return name, v
 
 
+def _parse_teacher_strength(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v <= 1:
+        raise argparse.ArgumentTypeError(f"--teacher-at {s!r}: give a noise strength S in [0, 1]")
+    return v
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", required=True, metavar="DIR", help="folder of HR photos (the val split)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes eval.json, eval.md, grid-*.png")
@@ -576,6 +615,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-strength", action="append", type=_parse_strength, default=[], metavar="NAME=S",
                    help="run student NAME at prior-noise strength S in [0, 1] (default: the checkpoint's "
                         "student.inference_noise); score one checkpoint at two strengths by naming it twice")
+    p.add_argument("--teacher-at", action="append", type=_parse_teacher_strength, default=[], metavar="S",
+                   help="also score the teacher's 15-step chain at prior-noise strength S in [0, 1], as "
+                        "teacher-15@S; a student run at strength S is then held to that row for 'within "
+                        "0.5 dB of its teacher' (speed-ups stay against the teacher's own strength)")
     p.add_argument("--degradations", default=",".join(DEGRADATIONS),
                    help="comma list of bicubic,realesrgan (default both)")
     p.add_argument("--crop", type=int, default=256, help="HR centre crop size in px (default 256)")
@@ -614,7 +657,8 @@ def run(args: argparse.Namespace) -> int:
                           runtime_repeats=args.runtime_repeats, threads=args.threads,
                           grid_rows=args.grid_rows, grid_crop=args.grid_crop, batch=args.batch,
                           log=logger.info, noise_strengths=dict(args.noise_strength),
-                          grid_methods=[g.strip() for g in (args.grid_methods or "").split(",") if g.strip()])
+                          grid_methods=[g.strip() for g in (args.grid_methods or "").split(",") if g.strip()],
+                          teacher_strengths=list(args.teacher_at))
     except (EvalError, FileNotFoundError, ValueError) as e:
         protocol.emit("error", message=str(e), command="eval")
         return 1

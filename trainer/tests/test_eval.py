@@ -146,3 +146,56 @@ def test_one_checkpoint_scored_at_two_noise_strengths(tmp_path):
         V.evaluate(str(val), str(tmp_path / "o3"), **{**kw, "noise_strengths": {"typo": 0.0}})
     with pytest.raises(Exception, match="NAME=S"):
         V._parse_strength("det=2")
+
+
+def test_acceptance_holds_a_student_to_the_teacher_row_at_its_own_noise_strength():
+    from duoscale_trainer.evaluate import acceptance
+
+    row = {"sharpness": 1.0, "sharpness_pooled": 0.9, "colour_shift": 0.5}
+    summary = {"bicubic": {"bicubic": {**row, "psnr_y": 30.0},
+                           "teacher-15": {**row, "psnr_y": 28.0, "_kind": "teacher", "_noise_strength": 1.0},
+                           "teacher-15@0": {**row, "psnr_y": 30.3, "_kind": "teacher", "_noise_strength": 0.0},
+                           "det": {**row, "psnr_y": 30.6, "_kind": "student", "_noise_strength": 0.0},
+                           "full": {**row, "psnr_y": 29.0, "_kind": "student", "_noise_strength": 1.0},
+                           "half": {**row, "psnr_y": 29.5, "_kind": "student", "_noise_strength": 0.5}}}
+    runtime = {"speedup_vs_teacher-15": {"det": 12.0, "full": 12.0, "half": 9.0}}
+    a = acceptance(summary, runtime)
+    # the deterministic student against the deterministic chain: 0.3 dB apart, within 0.5
+    assert a["det"]["teacher_compared"] == "teacher-15@0" and a["det"]["psnr_gap_to_teacher_db"] == -0.3
+    assert a["det"]["within_0.5db_of_teacher"] is True
+    assert a["det"]["psnr_gap_to_teacher-15_db"] == -2.6          # the full-noise gap is still reported
+    # full noise against full noise; a strength with no teacher row falls back to the first teacher
+    assert a["full"]["teacher_compared"] == "teacher-15" and a["full"]["within_0.5db_of_teacher"] is False
+    assert a["half"]["teacher_compared"] == "teacher-15" and "psnr_gap_to_teacher-15_db" not in a["half"]
+    assert a["det"]["speedup_vs_teacher"] == 12.0 and a["half"]["at_least_10x_faster"] is False
+
+
+def test_teacher_scored_at_another_noise_strength(tmp_path):
+    """--teacher-at S adds the teacher's chain (4 steps in this test checkpoint) at strength S:
+    deterministic at 0 (same output for any noise seed), its own row in the table; a repeated or
+    bad value and an ONNX teacher (its strength is built in) are refused."""
+    val = tmp_path / "val"
+    val.mkdir()
+    rng = np.random.default_rng(4)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
+    ck = make_checkpoint(tmp_path / "last.pt")
+    kw = dict(students=[("det", str(ck))], noise_strengths={"det": 0.0}, teacher_strengths=[0.0],
+              degradations=("bicubic",), crop=32, runtime=False, grid_rows=0)
+    r1 = V.evaluate(str(val), str(tmp_path / "o1"), noise_seed=1, **kw)
+    r2 = V.evaluate(str(val), str(tmp_path / "o2"), noise_seed=2, **kw)
+    assert r1["methods"]["teacher-4@0"]["noise_strength"] == 0.0
+    assert r1["methods"]["teacher-4"]["noise_strength"] == 1.0
+    t0 = [r["psnr_y"] for r in r1["per_image"]["bicubic"]["teacher-4@0"]]
+    assert t0 == [r["psnr_y"] for r in r2["per_image"]["bicubic"]["teacher-4@0"]]
+    assert [r["psnr_y"] for r in r1["per_image"]["bicubic"]["teacher-4"]] != \
+        [r["psnr_y"] for r in r2["per_image"]["bicubic"]["teacher-4"]]
+    assert r1["acceptance"]["det"]["teacher_compared"] == "teacher-4@0"
+    assert "_noise_strength" not in json.dumps(r1["summary"])
+    with pytest.raises(V.EvalError, match="twice"):
+        V.evaluate(str(val), str(tmp_path / "o3"), **{**kw, "teacher_strengths": [0.0, 0.0]})
+    with pytest.raises(Exception, match="--teacher-at"):
+        V._parse_teacher_strength("1.5")
+    E.export(ck, tmp_path / "m", "s-x4")
+    with pytest.raises(V.EvalError, match="teacher checkpoint"):
+        V.evaluate(str(val), str(tmp_path / "o4"), **{**kw, "teacher": str(tmp_path / "m" / "s-x4.onnx")})
