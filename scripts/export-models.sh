@@ -22,8 +22,8 @@ python3 -m duoscale_trainer export "$R/default/checkpoints/last.pt" --out "$OUT"
 python3 -m duoscale_trainer export "$R/face/checkpoints/last.pt" --out "$OUT" --name duoscale-face-x4 \
   --task face --experimental --tile "$TILE" --overlap "$OVERLAP" --metrics "$ROOT/docs/eval-faces/eval.json" \
   --metrics-method face \
-  --data-desc "the 11 face crops of faces/train of ../shared/data/build-photo-set.sh (licences in its SOURCES.md), same degradation as the general model" \
-  --description "${FACE_DESC:-Experimental face x4 model: the default general model fine-tuned for 6 minutes on the only 11 training face crops the photo set has (on its 4 val faces, bicubic x4: 0.08 dB PSNR-Y above the general model, 0.60 dB above bicubic). Too few faces for a meaningful face model; it ships so the fine-tune path is exercised end to end. See docs/MODELS.md.}"
+  --data-desc "16 face crops of 12 distinct faces: the 5 the face mode finds in the 139 train photos (128 px) and the 11 of faces/train of ../shared/data/build-photo-set.sh (licences in its SOURCES.md); same degradation as the general model" \
+  --description "${FACE_DESC:-Experimental face x4 model: the default general model fine-tuned for 6 minutes on the only faces the photo set has (16 crops, 12 distinct faces; on its 4 val faces, bicubic x4: 0.12 dB PSNR-Y above the general model, 0.64 dB above bicubic). Too few faces for a meaningful face model; it ships so the fine-tune path is exercised end to end. See docs/MODELS.md.}"
 python3 ../scripts/slim-checkpoint.py "$R/default/checkpoints/last.pt" "$OUT/duoscale-general-x4.ckpt.pt" \
   --only student --only downsampler --only d_hr --only d_lr
 python3 ../scripts/slim-checkpoint.py "$R/teacher/checkpoints/last.pt" "$OUT/duoscale-teacher-x4.ckpt.pt" --only teacher
