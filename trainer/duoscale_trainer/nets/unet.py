@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..codec import upsample4
+
 
 def norm_groups(ch: int) -> int:
     """Largest of 32, 16, ... groups that divides ch with >= 4 channels per group."""
@@ -213,7 +215,7 @@ class ResUNet(nn.Module):
         h = torch.cat([x, cond], dim=1) if self.cond_ch else x
         z_up = None
         if self.residual_scale:
-            up = F.interpolate(cond, scale_factor=4.0, mode="bicubic", align_corners=False)
+            up = upsample4(cond)   # ResShift's bicubic y; a conv form, not ONNX's slow cubic Resize
             z_up = F.pixel_unshuffle(up, 4) * self.residual_scale
             h = torch.cat([h, z_up], dim=1)
         h = self.conv_in(h)
