@@ -116,15 +116,20 @@ def test_acceptance_spreads_the_bicubic_gain_over_the_crops():
     assert "crops_above_bicubic" not in acceptance(summary, None)["s"]
 
 
+def noise_folder_and_checkpoint(tmp_path, seed):
+    """Two 36x36 random-noise photos in tmp_path/val and a tiny student checkpoint."""
+    val = tmp_path / "val"
+    val.mkdir()
+    rng = np.random.default_rng(seed)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
+    return val, make_checkpoint(tmp_path / "last.pt")
+
+
 def test_one_checkpoint_scored_at_two_noise_strengths(tmp_path):
     """--noise-strength NAME=S: the deterministic mode gives the same output for any noise seed,
     the full-noise mode does not, and a strength that names no student is an error."""
-    val = tmp_path / "val"
-    val.mkdir()
-    rng = np.random.default_rng(3)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
-    ck = make_checkpoint(tmp_path / "last.pt")
+    val, ck = noise_folder_and_checkpoint(tmp_path, 3)
     kw = dict(students=[("det", str(ck)), ("full", str(ck))], noise_strengths={"det": 0.0},
               degradations=("bicubic",), crop=32, runtime=False, grid_rows=0)
     r1 = V.evaluate(str(val), str(tmp_path / "o1"), noise_seed=1, **kw)
@@ -174,12 +179,7 @@ def test_teacher_scored_at_another_noise_strength(tmp_path):
     """--teacher-at S adds the teacher's chain (4 steps in this test checkpoint) at strength S:
     deterministic at 0 (same output for any noise seed), its own row in the table; a repeated or
     bad value and an ONNX teacher (its strength is built in) are refused."""
-    val = tmp_path / "val"
-    val.mkdir()
-    rng = np.random.default_rng(4)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
-    ck = make_checkpoint(tmp_path / "last.pt")
+    val, ck = noise_folder_and_checkpoint(tmp_path, 4)
     kw = dict(students=[("det", str(ck))], noise_strengths={"det": 0.0}, teacher_strengths=[0.0],
               degradations=("bicubic",), crop=32, runtime=False, grid_rows=0)
     r1 = V.evaluate(str(val), str(tmp_path / "o1"), noise_seed=1, **kw)
