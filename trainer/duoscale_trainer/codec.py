@@ -9,6 +9,7 @@ Images are float NCHW in [-1, 1]; latents are B x C x H/4 x W/4.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 import warnings
@@ -44,6 +45,15 @@ _PHASE_FILTERS = [[[[_TAPS[ry][i] * _TAPS[rx][j] for j in range(5)] for i in ran
                   for ry in range(FACTOR) for rx in range(FACTOR)]
 
 
+@functools.lru_cache(maxsize=16)
+def _phase_weight(c: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """(c*16) x 1 x 5 x 5 depthwise weight, built once per channel count, dtype and device (every
+    network call upsamples its LR condition, so this sits on the training and sampling hot path)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        return torch.tensor(_PHASE_FILTERS * c, dtype=dtype, device=device)
+
+
 def upsample4(lr: Tensor) -> Tensor:
     """Centre-aligned bicubic x4, equal to F.interpolate(..., "bicubic", align_corners=False).
 
@@ -53,7 +63,7 @@ def upsample4(lr: Tensor) -> Tensor:
     with warnings.catch_warnings():      # a traced export sees a fixed channel count and a constant
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         c = int(lr.shape[1])
-        weight = torch.tensor(_PHASE_FILTERS * c, dtype=lr.dtype, device=lr.device)  # (c*16) x 1 x 5 x 5
+    weight = _phase_weight(c, lr.dtype, lr.device)
     x = F.pad(lr, (2, 2, 2, 2), mode="replicate")
     return F.pixel_shuffle(F.conv2d(x, weight, groups=c), FACTOR)
 

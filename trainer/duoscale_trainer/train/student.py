@@ -192,6 +192,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         def aug(x: Tensor, g: torch.Generator) -> Tensor:
             return diffaugment(x, generator=g) if s.diffaugment else x
 
+        zero_chain = uses_zero_chain(cfg)
+
         def step_fn(step: int) -> dict:
             nonlocal t_T
             g = C.step_generator(cfg.run.seed, dev, "student", ctx.dist.rank, step)
@@ -233,7 +235,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 # zero_noise_target "noisy": the teacher's target keeps its noise, so a row without
                 # prior noise regresses to the mean of the teacher's outputs over eps (plus the GT and
                 # GAN terms); "zero": such a row copies the teacher's chain run without noise too
-                if keep is not None and s.zero_noise_target == "zero" and target is not None:
+                if keep is not None and zero_chain and target is not None:
                     if target0 is None:
                         with torch.no_grad():
                             target0 = diffusion.deterministic_loop(teacher_fn, zy, zy, lr_cond=lr)
