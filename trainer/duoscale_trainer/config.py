@@ -84,6 +84,10 @@ class StudentConfig:
                                       # from x_T = z_y, the same mode the row runs in
     inference_noise: float = 1.0      # prior-noise strength export/eval use for this student: 1 = the
                                       # method's x_T = z_y + kappa sqrt(eta_T) eps, 0 = deterministic
+    w_detail: float = 0.0             # Real-ESRGAN rows only: L1 between the local luma-gradient energy
+                                      # (8x8 cells) of the student's output and of the HR crop (MODELS.md)
+    w_colour: float = 0.0             # Real-ESRGAN rows only: L1 between per-channel crop means of the
+                                      # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
     d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
     adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
@@ -331,7 +335,7 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise")
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "w_colour")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -401,3 +405,7 @@ def validate(cfg: Config) -> None:
         v = getattr(s, key)
         if not 0 <= v <= 1:
             raise ValueError(f"config student.{key}={v}: must be in [0, 1]")
+    for key in ("w_detail", "w_colour"):
+        v = getattr(s, key)
+        if not v >= 0:
+            raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

@@ -220,6 +220,25 @@ def test_pair_dataset_deterministic_per_seed_index_epoch(photo_folder):
     assert sum(not torch.equal(a[i]["lr"], c[i]["lr"]) for i in range(8)) >= 6
 
 
+def test_pair_dataset_flags_real_esrgan_pairs(photo_folder):
+    """item["real"] (and is_real, which builds no image) is 1 exactly for the pairs whose LR is not
+    the bicubic-only LR of their HR crop; the flag does not change the pairs themselves."""
+    data = PairDataset(photo_folder, hr_size=32, length=24, seed=2, degradation="mixed", bicubic_share=0.5)
+    flags = []
+    for i in range(24):
+        item = data.get(i, 1)
+        hr, lr = data.sample(i, 1)
+        assert torch.equal(item["lr"], ds.to_tensor(lr))
+        real = not np.array_equal(lr, degrade_bicubic(hr))
+        assert item["real"].item() == float(real) == float(data.is_real(i, 1))
+        flags.append(real)
+    assert 0 < sum(flags) < 24
+    assert all(PairDataset(photo_folder, hr_size=32, length=4, degradation="realesrgan").is_real(i)
+               for i in range(4))
+    assert not any(PairDataset(photo_folder, hr_size=32, length=4, degradation="bicubic").is_real(i)
+                   for i in range(4))
+
+
 def test_dataloader_workers_give_the_same_batches(photo_folder):
     from torch.utils.data import DataLoader
     data = PairDataset(photo_folder, hr_size=32, length=8, seed=1)

@@ -158,3 +158,23 @@ def test_mixed_bicubic_share_controls_the_draw():
     assert 8 < n_clean(0.5) < 32
     with pytest.raises(ValueError, match="bicubic_share"):
         dg.make_lr(hr, "mixed", np.random.default_rng(0), 4, None, 1.5)
+
+
+def test_pick_degradation_is_make_lrs_first_draw():
+    """pick_degradation on a generator seeded like make_lr's names the kind make_lr used, and
+    make_lr given that kind on the same (advanced) generator gives the same bytes."""
+    hr = np.random.default_rng(4).random((32, 32, 3)).astype(np.float32)
+    clean = dg.degrade_bicubic(hr, 4)
+    kinds = []
+    for i in range(30):
+        mixed = dg.make_lr(hr, "mixed", np.random.default_rng([7, i]), 4, None, 0.5)
+        rng = np.random.default_rng([7, i])
+        kind = dg.pick_degradation("mixed", rng, 0.5)
+        assert np.array_equal(dg.make_lr(hr, kind, rng, 4, None), mixed)
+        assert (kind == "bicubic") == np.array_equal(mixed, clean)
+        kinds.append(kind)
+    assert {"bicubic", "realesrgan"} == set(kinds)
+    # a concrete kind takes no draw
+    rng = np.random.default_rng(1)
+    assert dg.pick_degradation("realesrgan", rng) == "realesrgan"
+    assert rng.random() == np.random.default_rng(1).random()

@@ -238,3 +238,73 @@ def test_zero_noise_rows_can_distill_from_the_teachers_noise_free_chain(photos, 
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.zero_noise_target=clean"])
     assert rc != 0 and "student.zero_noise_target" in json.dumps(events)
+
+
+def test_detail_and_colour_terms_measure_what_they_say():
+    import torch.nn.functional as F
+    from duoscale_trainer.metrics import mean_gradient
+    from duoscale_trainer.train.student import colour_loss, detail_loss, gradient_energy
+
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand((2, 3, 32, 32), generator=g) * 2 - 1
+    blurred = F.avg_pool2d(F.pad(hr, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    both, first = torch.ones(2), torch.tensor([1.0, 0.0])
+    assert detail_loss(hr, hr, both).item() < 1e-6
+    assert detail_loss(blurred, hr, both).item() > 0.05
+    # cell energies average to the metric's mean gradient (here 0-1 luma; the metric's Y is 16-235)
+    img = ((hr[0].permute(1, 2, 0) + 1) / 2).numpy()
+    ratio = gradient_energy(hr[:1]).mean().item() / mean_gradient(img)
+    assert ratio == pytest.approx(1 / 219, rel=0.02)
+    # a step down the detail term's gradient puts detail back into a blurred crop
+    x = blurred.clone().requires_grad_()
+    detail_loss(x, hr, both).backward()
+    stepped = blurred - 0.5 * x.grad / x.grad.abs().max()
+    assert gradient_energy(stepped).mean() > gradient_energy(blurred).mean()
+    # rows with mask 0 (bicubic-only pairs) neither count nor receive gradient
+    x = blurred.clone().requires_grad_()
+    detail_loss(x, hr, first).backward()
+    assert x.grad[1].abs().max() == 0 and x.grad[0].abs().max() > 0
+    assert detail_loss(blurred, hr, torch.zeros(2)).item() == 0
+    # colour: a shift of two 8-bit levels on one channel of three is 2/3 of a level on average
+    shifted = hr.clone()
+    shifted[:, 0] += 2 / 127.5
+    assert colour_loss(shifted, hr, both).item() == pytest.approx(2 / 3, rel=1e-4)
+    assert colour_loss(shifted, hr, torch.zeros(2)).item() == 0
+
+
+def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_ckpt, tmp_path):
+    """The cache stores which pairs are Real-ESRGAN; the two terms run, are part of the recipe, and
+    a cache written before the flag existed gets its flags back by replaying the draws."""
+    from types import SimpleNamespace
+
+    from duoscale_trainer.config import RECIPE_KEYS
+    from duoscale_trainer.data.dataset import PairDataset
+    from duoscale_trainer.data.degrade import degrade_bicubic
+    from duoscale_trainer.train.student import _replay_real_flags
+
+    out = tmp_path / "run"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 3,
+                          "--teacher", teacher_ckpt, "--cache-targets", 12, "--seed", 4,
+                          "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
+                          "--set", "run.sample_every=100", "--set", "student.w_detail=10",
+                          "--set", "student.w_colour=0.02"])
+    assert rc == 0, events[-1]
+    seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
+    assert {"detail", "colour"} <= seen
+    cache = torch.load(out / "target_cache_rank0.pt", map_location="cpu", weights_only=False)
+    real = cache["real"]
+    assert real.shape == (12,) and 0 < real.sum() < 12
+    for i in range(12):
+        hr = ((cache["hr"][i].permute(1, 2, 0) + 1) / 2).numpy()
+        lr = ((cache["lr"][i].permute(1, 2, 0) + 1) / 2).numpy()
+        assert bool(real[i]) == (float(abs(degrade_bicubic(hr) - lr).max()) > 1e-3)
+    ck = torch.load(out / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    cfg = ck["config"]
+    ds = PairDataset(photos, hr_size=cfg["data"]["hr_size"], degradation="mixed", seed=4, bicubic_share=0.5)
+    run = SimpleNamespace(run=SimpleNamespace(seed=4), data=SimpleNamespace(batch_size=cfg["data"]["batch_size"]))
+    ctx = SimpleNamespace(dist=SimpleNamespace(rank=0, world=1))
+    assert torch.equal(_replay_real_flags(ds, run, ctx, 12), real)
+    assert {"w_detail", "w_colour"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
+    assert rc != 0 and "student.w_detail" in json.dumps(events)

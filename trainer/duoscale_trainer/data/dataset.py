@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .degrade import MIXED_BICUBIC_PROB, DegradeConfig, make_lr
+from .degrade import MIXED_BICUBIC_PROB, DegradeConfig, make_lr, pick_degradation
 from .resize import imresize
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
@@ -319,14 +319,29 @@ class PairDataset(Dataset):
         else:
             hr = to_float(random_crop(native, self.hr_size, rng))
         hr = np.ascontiguousarray(augment(hr, rng, self.flips))
-        deg_rng = np.random.default_rng([self.seed, epoch, index, 1])
-        lr = make_lr(hr, self.degradation, deg_rng, self.scale, self.cfg, self.bicubic_share)
+        deg_rng = self._degradation_rng(index, epoch)
+        kind = pick_degradation(self.degradation, deg_rng, self.bicubic_share)
+        lr = make_lr(hr, kind, deg_rng, self.scale, self.cfg)
         return hr, lr
 
+    def _degradation_rng(self, index: int, epoch: int) -> np.random.Generator:
+        return np.random.default_rng([self.seed, epoch, index, 1])
+
+    def is_real(self, index: int, epoch: int | None = None) -> bool:
+        """Whether item ``index`` of ``epoch`` got the Real-ESRGAN pipeline (not bicubic-only).
+
+        One random draw, no image work: the same draw ``sample`` makes first."""
+        epoch = self.epoch if epoch is None else int(epoch)
+        kind = pick_degradation(self.degradation, self._degradation_rng(index, epoch), self.bicubic_share)
+        return kind == "realesrgan"
+
     def get(self, index: int, epoch: int) -> dict:
-        """Item ``index`` of epoch ``epoch`` without touching ``self.epoch`` (stateless access)."""
+        """Item ``index`` of epoch ``epoch`` without touching ``self.epoch`` (stateless access).
+
+        "real" is 1.0 for a Real-ESRGAN pair and 0.0 for a bicubic-only one."""
         hr, lr = self.sample(index, epoch)
-        return {"hr": to_tensor(hr), "lr": to_tensor(lr)}
+        return {"hr": to_tensor(hr), "lr": to_tensor(lr),
+                "real": torch.tensor(1.0 if self.is_real(index, epoch) else 0.0)}
 
     def __getitem__(self, index: int) -> dict:
         return self.get(index, self.epoch)

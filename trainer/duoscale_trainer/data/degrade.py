@@ -331,6 +331,19 @@ def degrade_realesrgan(hr: np.ndarray, rng: np.random.Generator, scale: int = 4,
 MIXED_BICUBIC_PROB = 0.3
 
 
+def pick_degradation(kind: str, rng: np.random.Generator, bicubic_share: float = MIXED_BICUBIC_PROB) -> str:
+    """The degradation ``make_lr`` applies for ``kind``: ``mixed`` turns into ``bicubic`` or
+    ``realesrgan`` with one draw from ``rng``; any other name is returned as it is, with no draw.
+
+    make_lr calls it first, so calling it on a generator seeded like make_lr's tells which kind a
+    pair got without building the pair (the trainer's Real-ESRGAN-only loss terms need that)."""
+    if kind != "mixed":
+        return kind
+    if not 0.0 <= bicubic_share <= 1.0:
+        raise ValueError(f"bicubic_share must be in [0, 1], got {bicubic_share}")
+    return "bicubic" if rng.random() < bicubic_share else "realesrgan"
+
+
 def make_lr(hr: np.ndarray, kind: str, rng: np.random.Generator, scale: int = 4,
             cfg: DegradeConfig | None = None, bicubic_share: float = MIXED_BICUBIC_PROB) -> np.ndarray:
     """Dispatch by name: ``bicubic``, ``realesrgan`` or ``mixed``.
@@ -339,10 +352,7 @@ def make_lr(hr: np.ndarray, kind: str, rng: np.random.Generator, scale: int = 4,
     otherwise (one draw from ``rng``, so it stays a pure function of the seed). Photographers bring
     both clean and damaged photos; a model trained on the second-order pipeline alone over-smooths
     clean inputs and loses fidelity on them."""
-    if kind == "mixed":
-        if not 0.0 <= bicubic_share <= 1.0:
-            raise ValueError(f"bicubic_share must be in [0, 1], got {bicubic_share}")
-        kind = "bicubic" if rng.random() < bicubic_share else "realesrgan"
+    kind = pick_degradation(kind, rng, bicubic_share)
     if kind == "bicubic":
         return degrade_bicubic(hr, scale)
     if kind == "realesrgan":

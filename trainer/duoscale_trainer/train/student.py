@@ -77,6 +77,50 @@ def psnr_weighted_mse(a: Tensor, b: Tensor, eps: float = PSNR_WEIGHT_EPS) -> Ten
     return (w * per).mean()
 
 
+# Luma weights (BT.601) for the detail term; images are on [-1, 1].
+_LUMA = (0.299, 0.587, 0.114)
+DETAIL_CELL = 8
+
+
+def gradient_energy(img: Tensor, cell: int = DETAIL_CELL) -> Tensor:
+    """B x 1 x h x w map of the mean luma gradient magnitude (0-1 luma scale) over cell x cell areas.
+
+    Central differences on the interior, as ``metrics.gradient_magnitude`` scores sharpness; a tiny
+    floor under the square root keeps its gradient finite on flat areas."""
+    x = (img.float() + 1.0) * 0.5
+    y = x[:, 0:1] * _LUMA[0] + x[:, 1:2] * _LUMA[1] + x[:, 2:3] * _LUMA[2]
+    gx = (y[..., 1:-1, 2:] - y[..., 1:-1, :-2]) * 0.5
+    gy = (y[..., 2:, 1:-1] - y[..., :-2, 1:-1]) * 0.5
+    mag = torch.sqrt(gx.square() + gy.square() + 1e-8)
+    cells = max(1, min(mag.shape[-2], mag.shape[-1]) // cell)
+    return F.adaptive_avg_pool2d(mag, cells)
+
+
+def _masked_mean(per_row: Tensor, mask: Tensor) -> Tensor:
+    """Mean of per_row over the rows where mask is 1 (0 when no row is)."""
+    return (per_row * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def detail_loss(out: Tensor, hr: Tensor, mask: Tensor) -> Tensor:
+    """L1 between the local gradient energy of ``out`` and of ``hr``, averaged over the masked rows.
+
+    It asks for as much detail as the ground truth has in each cell, not for the same pixels, so on
+    a damaged input it pays for texture the MSE alone would average away (the sharpness that
+    issue 5's (b) target scores), and it punishes leftover noise just as much as missing detail."""
+    per = (gradient_energy(out) - gradient_energy(hr)).abs().flatten(1).mean(dim=1)
+    return _masked_mean(per, mask)
+
+
+def colour_loss(out: Tensor, hr: Tensor, mask: Tensor) -> Tensor:
+    """L1 between per-channel means of ``out`` and ``hr``, in 8-bit levels, over the masked rows.
+
+    The Real-ESRGAN pipeline clips its noise at black and white, so a dark red channel comes out
+    brighter on average (tuxpaint-jellyfish's red: 1.3 in the HR, 17.2 in the degraded LR). The MSE
+    barely weighs a crop's mean against its texture; this term does."""
+    diff = (out.float().mean(dim=(2, 3)) - hr.float().mean(dim=(2, 3))) * 127.5
+    return _masked_mean(diff.abs().mean(dim=1), mask)
+
+
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
@@ -204,10 +248,12 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 eps = C.to_device(cache["eps"][idx], dev, fmt)
                 target = C.to_device(cache["target"][idx], dev, fmt)
                 target0 = C.to_device(cache["target0"][idx], dev, fmt) if "target0" in cache else None
+                real = cache["real"][idx].to(dev)
             else:
                 batch = source.batch(step)
                 hr = C.to_device(batch["hr"], dev, fmt)
                 lr = C.to_device(batch["lr"], dev, fmt)
+                real = batch["real"].to(dev) if "real" in batch else torch.zeros(hr.shape[0], device=dev)
                 eps = target = target0 = None
             B = hr.shape[0]
             t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
@@ -265,7 +311,16 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr), z0)
                     loss_s = loss_s + s.w_inverse * l_inv + s.w_gt * l_gt
                     out["inverse"], out["gt"] = l_inv.detach(), l_gt.detach()
-                hr_hat = codec.decode(x0_hat) if (s.hr_adv and d_on) else None
+                need_pixels = (s.hr_adv and d_on) or s.w_detail > 0 or s.w_colour > 0
+                hr_hat = codec.decode(x0_hat) if need_pixels else None
+                if s.w_detail > 0:                                                 # Real-ESRGAN rows
+                    l = detail_loss(hr_hat, hr, real.float())
+                    loss_s = loss_s + s.w_detail * l
+                    out["detail"] = l.detach()
+                if s.w_colour > 0:
+                    l = colour_loss(hr_hat, hr, real.float())
+                    loss_s = loss_s + s.w_colour * l
+                    out["colour"] = l.detach()
                 if s.hr_adv and adv_on:                                            # eq. 4
                     l = g_adv_loss(D_H(aug(hr_hat, g)), s.gan_loss)
                     loss_s = loss_s + s.w_hr_adv * l
@@ -309,9 +364,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     pairs.append(("hr", D_H, opt_dh, hr, hr_hat))
                 if s.lr_adv:
                     pairs.append(("lr", D_L, opt_dl, lr, y_hat))
-                for name, D, opt_d, real, fake in pairs:
+                for name, D, opt_d, real_img, fake in pairs:
                     set_requires_grad(D, True)
-                    real_in = real.detach().requires_grad_(r1_now)
+                    real_in = real_img.detach().requires_grad_(r1_now)
                     with ctx.autocast():
                         logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
                         lr_real, lr_fake = logits[:B], logits[B:]
@@ -398,12 +453,13 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
             cached = torch.load(path, map_location="cpu", weights_only=False)
             if cached.get("key") == key:
                 log.info("teacher-target cache: reusing %s (%d targets)", path, n)
+                if "real" not in cached:      # written before the flag existed: one draw per pair
+                    cached["real"] = _replay_real_flags(dataset, cfg, ctx, n)
                 return cached
         except Exception as e:  # noqa: BLE001 - a broken cache is simply rebuilt
             log.warning("ignoring unreadable target cache %s: %s", path, e)
-    bs = max(1, cfg.data.batch_size)
-    sampler = C.StepSampler(len(dataset), bs, cfg.run.seed + 17, ctx.dist.rank, ctx.dist.world)
-    parts: dict[str, list[Tensor]] = {"hr": [], "lr": [], "eps": [], "target": []}
+    sampler = _cache_sampler(dataset, cfg, ctx)
+    parts: dict[str, list[Tensor]] = {"hr": [], "lr": [], "eps": [], "target": [], "real": []}
     if with_zero:
         parts["target0"] = []
     done = 0
@@ -420,6 +476,8 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
                                                   diffusion.prior_sample(zy, eps), lr_cond=lr_d)
         parts["hr"].append(hr)
         parts["lr"].append(lr)
+        parts["real"].append(batch["real"][: n - done].float() if "real" in batch
+                             else torch.zeros(hr.shape[0]))
         parts["eps"].append(eps.float().cpu())
         parts["target"].append(target.float().cpu())
         if with_zero:
@@ -436,3 +494,22 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
         C.atomic_save(cache, path)
     log.info("teacher-target cache: %d targets in %s", n, path)
     return cache
+
+
+def _cache_sampler(dataset, cfg, ctx: C.RunContext) -> C.StepSampler:
+    """The order in which the cache draws its pairs (a pure function of the seed)."""
+    return C.StepSampler(len(dataset), max(1, cfg.data.batch_size), cfg.run.seed + 17, ctx.dist.rank,
+                         ctx.dist.world)
+
+
+def _replay_real_flags(dataset, cfg, ctx: C.RunContext, n: int) -> Tensor:
+    """The "real" flags of a cache's n pairs, found again by replaying its sampler."""
+    sampler = _cache_sampler(dataset, cfg, ctx)
+    flags: list[float] = []
+    k = 0
+    while len(flags) < n:
+        for i, e in sampler.indices(k):
+            real = dataset.is_real(i, e) if hasattr(dataset, "is_real") else False
+            flags.append(1.0 if real else 0.0)
+        k += 1
+    return torch.tensor(flags[:n])
