@@ -177,15 +177,53 @@ def bench_device(device: torch.device, args) -> dict:
             ms = time_ms(c.infer, device, it, wu)
             r.update(infer_ms_per_tile=round(ms, 3), infer_x_bicubic=round(ms / base_infer, 2))
         rows.append(r)
+    data = bench_degradation(device, args.batch, args.hr_size, it, wu) if want_degradation(only) else None
     return {"device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else
             (platform.processor() or platform.machine()),
             "threads": torch.get_num_threads(),
+            "degradation": data,
             "baseline": {"train_ms": round(base_train, 3), "train_steps_per_s": round(1000 / base_train, 3),
                          "train_what": f"4-conv 64-ch stack, B={args.batch}, {args.hr_size // 4}^2 latents, AdamW",
                          "infer_ms_per_tile": round(base_infer, 3),
                          "infer_what": f"F.interpolate bicubic x4 of a {args.tile}^2 LR tile"},
             "rows": rows}
+
+
+def want_degradation(only: set[str] | None) -> bool:
+    return only is None or any(part in "degradation" for part in only)
+
+
+def bench_degradation(device: torch.device, batch: int, hr_size: int, iters: int, warmup: int) -> dict:
+    """Real-ESRGAN LR for one batch: the numpy pipeline the data loader runs (one process, crop by
+    crop) against data/degrade_torch.py on ``device`` (data.device_degradation)."""
+    import numpy as np
+
+    from .data.degrade import DegradeConfig, degrade_realesrgan
+    from .data.degrade_torch import degrade_batch
+
+    cfg = DegradeConfig.preset("small" if hr_size <= 128 else "default")
+    rng = np.random.default_rng(0)
+    crops = [rng.random((hr_size, hr_size, 3), dtype=np.float32) for _ in range(batch)]
+    hr = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).to(device) * 2 - 1
+    k = [0]
+
+    def loader():
+        k[0] += 1
+        for i, c in enumerate(crops):
+            degrade_realesrgan(c, np.random.default_rng([k[0], i]), 4, cfg)
+
+    def on_device():
+        k[0] += 1
+        degrade_batch(hr, np.random.default_rng(k[0]), torch.Generator(device=device).manual_seed(k[0]),
+                      "realesrgan", 4, cfg)
+
+    # the pipeline's draws change its work from batch to batch: more runs than the networks get
+    n = max(5, 3 * iters)
+    base = time_ms(loader, torch.device("cpu"), n, warmup)
+    dev_ms = time_ms(on_device, device, n, warmup)
+    return {"what": f"Real-ESRGAN LR of {batch} crops of {hr_size} px", "loader_ms_per_batch": round(base, 2),
+            "device_ms_per_batch": round(dev_ms, 2), "device_x_faster": round(base / dev_ms, 2)}
 
 
 def format_table(res: dict) -> str:
@@ -200,6 +238,11 @@ def format_table(res: dict) -> str:
         ms = f"{r['infer_ms_per_tile']:.2f}" if "infer_ms_per_tile" in r else "-"
         xb = f"{r['infer_x_bicubic']:.1f}" if "infer_ms_per_tile" in r else "-"
         lines.append(f"{r['name']:<{w}}  {r['params']:>10,}  {sps:>8}  {xr:>7}  {ms:>9}  {xb:>9}")
+    d = res.get("degradation")
+    if d:
+        lines.append(f"data: {d['what']}: numpy in one loader process {d['loader_ms_per_batch']:.1f} ms, "
+                     f"batched on {res['device']} {d['device_ms_per_batch']:.1f} ms "
+                     f"({d['device_x_faster']:.2f}x)")
     return "\n".join(lines)
 
 

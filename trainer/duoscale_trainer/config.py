@@ -26,6 +26,9 @@ class DataConfig:
     num_workers: int = 0              # 0 keeps loading in-process; order is exact either way
     faces: bool = False               # face mode: crop aligned faces first (data/faces.py)
     preview_count: int = 4            # fixed pairs shown in preview PNGs
+    device_degradation: bool = False  # make the LR per batch on the training device (data/degrade_torch.py)
+                                      # instead of per crop in the loader: for GPUs, which the numpy
+                                      # Real-ESRGAN pipeline starves (docs/MODELS.md)
 
 
 @dataclass

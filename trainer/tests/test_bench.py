@@ -30,3 +30,8 @@ def test_bench_prints_ratios_for_every_network(tmp_path, capsys):
     # every trainable network has a training number; the pipelines and the S2D codec do not
     trained = {r["name"] for r in cpu["rows"] if "train_ms" in r}
     assert len(trained) == 6 and not any("pipeline" in n or "s2d" in n for n in trained)
+    # the Real-ESRGAN LR: the loader's numpy pipeline against the batched one on the device
+    d = cpu["degradation"]
+    assert "data: Real-ESRGAN LR of 1 crops of 32 px" in text
+    assert d["loader_ms_per_batch"] > 0 and d["device_ms_per_batch"] > 0
+    assert abs(d["device_x_faster"] - d["loader_ms_per_batch"] / d["device_ms_per_batch"]) < 0.01 * d["device_x_faster"] + 0.01

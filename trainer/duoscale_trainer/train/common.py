@@ -387,9 +387,28 @@ def build_train_dataset(cfg: Config, run_dir: Path | None):
         raise TrainError(f"--data {folder}: not a folder; point it at a folder of photos")
     if cfg.data.faces:
         folder = prepare_faces(folder, run_dir, cfg)
-    return ds_mod.PairDataset(folder, hr_size=cfg.data.hr_size, scale=4, degradation=cfg.data.degradation,
+    # data.device_degradation: the loader only crops (its cheap bicubic LR is replaced on the device)
+    degradation = "bicubic" if cfg.data.device_degradation else cfg.data.degradation
+    return ds_mod.PairDataset(folder, hr_size=cfg.data.hr_size, scale=4, degradation=degradation,
                               seed=cfg.run.seed, faces=cfg.data.faces,
                               bicubic_share=cfg.data.bicubic_share)
+
+
+def degrade_on_device(cfg: Config, batch: dict, device: torch.device, *stream: Any) -> dict:
+    """With data.device_degradation, replace the batch's LR by data/degrade_torch.py's on ``device``
+    and set its "real" flags; otherwise return the batch as it is. ``stream`` names the step (e.g.
+    "teacher", rank, step), so the LR is a pure function of the seed and the step."""
+    if not cfg.data.device_degradation:
+        return batch
+    from ..data.degrade import DegradeConfig
+    from ..data.degrade_torch import degrade_batch
+
+    preset = DegradeConfig.preset("small" if cfg.data.hr_size <= 128 else "default")
+    rng = np.random.default_rng(step_seed(cfg.run.seed, "degrade-np", *stream) % (2 ** 63))
+    gen = step_generator(cfg.run.seed, device, "degrade", *stream)
+    lr, real = degrade_batch(batch["hr"].to(device), rng, gen, cfg.data.degradation, 4, preset,
+                             cfg.data.bicubic_share)
+    return {**batch, "lr": lr, "real": real}
 
 
 def prepare_faces(folder: str, run_dir: Path | None, cfg: Config) -> str:
@@ -425,6 +444,12 @@ def build_preview_pairs(cfg: Config, train_ds) -> tuple[Tensor, Tensor]:
                                   degradation=cfg.data.degradation, seed=cfg.run.seed)
         items = [fixed[i] for i in range(min(n, len(fixed)))]
     else:
+        if cfg.data.device_degradation:       # the train set only crops: degrade the previews here
+            from ..data import dataset as ds_mod
+
+            train_ds = ds_mod.PairDataset(train_ds.paths, hr_size=cfg.data.hr_size, scale=4,
+                                          degradation=cfg.data.degradation, seed=cfg.run.seed,
+                                          faces=cfg.data.faces, bicubic_share=cfg.data.bicubic_share)
         items = [fetch_item(train_ds, i % len(train_ds), 0) for i in range(n)]
     b = collate(items)
     return b["hr"], b["lr"]

@@ -250,7 +250,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 target0 = C.to_device(cache["target0"][idx], dev, fmt) if "target0" in cache else None
                 real = cache["real"][idx].to(dev)
             else:
-                batch = source.batch(step)
+                batch = C.degrade_on_device(cfg, source.batch(step), dev, "student", ctx.dist.rank, step)
                 hr = C.to_device(batch["hr"], dev, fmt)
                 lr = C.to_device(batch["lr"], dev, fmt)
                 real = batch["real"].to(dev) if "real" in batch else torch.zeros(hr.shape[0], device=dev)
@@ -445,6 +445,8 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
     key = {"n": n, "seed": cfg.run.seed, "hr_size": cfg.data.hr_size, "world": ctx.dist.world,
            "degradation": cfg.data.degradation, "bicubic_share": cfg.data.bicubic_share,
            "teacher": str(cfg.paths.teacher)}
+    if cfg.data.device_degradation:
+        key["device_degradation"] = True      # other pairs than the loader's: only then in the key
     with_zero = uses_zero_chain(cfg)
     if with_zero:
         key["target0"] = True   # only then, so caches written before the setting stay valid
@@ -466,6 +468,7 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
     k = 0
     while done < n:
         batch = C.collate([C.fetch_item(dataset, i, e) for i, e in sampler.indices(k)])
+        batch = {k_: v.cpu() for k_, v in C.degrade_on_device(cfg, batch, dev, "cache", ctx.dist.rank, k).items()}
         hr, lr = batch["hr"][: n - done], batch["lr"][: n - done]
         hr_d, lr_d = hr.to(dev), lr.to(dev)
         g = C.step_generator(cfg.run.seed, dev, "cache", ctx.dist.rank, k)

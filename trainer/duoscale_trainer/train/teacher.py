@@ -65,7 +65,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                  count_params(net), len(dataset), cfg.data.batch_size, ctx.dist.world)
 
         def step_fn(step: int) -> dict:
-            batch = source.batch(step)
+            batch = C.degrade_on_device(cfg, source.batch(step), dev, "teacher", ctx.dist.rank, step)
             hr = C.to_device(batch["hr"], dev, fmt)
             lr = C.to_device(batch["lr"], dev, fmt)
             g = C.step_generator(cfg.run.seed, dev, "teacher", ctx.dist.rank, step)
