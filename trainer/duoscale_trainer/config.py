@@ -91,6 +91,8 @@ class StudentConfig:
                                       # (8x8 cells) of the student's output and of the HR crop (MODELS.md)
     w_colour: float = 0.0             # Real-ESRGAN rows only: L1 between per-channel crop means of the
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
+    w_anchor: float = 0.0             # bicubic-only rows: MSE to the output of the --init student (a frozen
+                                      # copy), so terms aimed at damaged photos do not move clean ones
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
     d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
     adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
@@ -408,7 +410,7 @@ def validate(cfg: Config) -> None:
         v = getattr(s, key)
         if not 0 <= v <= 1:
             raise ValueError(f"config student.{key}={v}: must be in [0, 1]")
-    for key in ("w_detail", "w_colour"):
+    for key in ("w_detail", "w_colour", "w_anchor"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

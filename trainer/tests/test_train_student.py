@@ -308,3 +308,24 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
+
+
+def test_anchor_holds_clean_rows_to_the_init_student(photos, teacher_ckpt, tmp_path):
+    """student.w_anchor: on bicubic-only rows, MSE to a frozen copy of the --init student. It is
+    exactly 0 before the first update (the copy is the start), it grows as the student moves, and
+    it needs --init."""
+    first = tmp_path / "first"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", first, "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "a", "--steps", 8,
+                          "--teacher", teacher_ckpt, "--init", first / "checkpoints" / "last.pt",
+                          "--degradation", "mixed", "--set", "data.bicubic_share=0.7",
+                          "--set", "run.sample_every=100", "--set", "student.w_anchor=5",
+                          "--set", "student.w_detail=5"])
+    assert rc == 0, events[-1]
+    anchor = losses_of(events, "anchor")
+    assert len(anchor) == 8 and anchor[0] < 1e-10 and max(anchor[1:]) > 1e-6
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "b", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.w_anchor=1"])
+    assert rc != 0 and "--init" in json.dumps(events)

@@ -174,6 +174,15 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         if cfg.paths.init and resume is None:
             C.init_weights_from(student, cfg.paths.init, ("student", "teacher"))
             log.info("initialised the student from %s", cfg.paths.init)
+        anchor = None
+        if s.w_anchor > 0:
+            # the --init weights, frozen (rebuilt from the same file on --resume)
+            if not cfg.paths.init:
+                raise C.TrainError("student.w_anchor holds the clean-photo output to the --init student's; "
+                                   "give --init CKPT (e.g. resources/models/duoscale-general-x4.ckpt.pt)")
+            anchor = C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt)
+            C.init_weights_from(anchor, cfg.paths.init, ("student", "teacher"))
+            anchor = C.freeze(anchor)
         ds_kw = {}
         if cfg.model.downsampler_channels:
             ds_kw = {"model_channels" if cfg.model.downsampler == "diffusion" else "channels":
@@ -287,8 +296,16 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                             target0 = diffusion.deterministic_loop(teacher_fn, zy, zy, lr_cond=lr)
                     target = target * keep + target0 * (1 - keep)
                 x_in = x_T if keep is None else diffusion.prior_sample(zy, eps * keep)
-                x0_hat = student(diffusion.scale_input(x_in, t_T), t_T, lr)
+                x_in_scaled = diffusion.scale_input(x_in, t_T)
+                x0_hat = student(x_in_scaled, t_T, lr)
                 loss_s = x0_hat.new_zeros((), dtype=torch.float32)
+                if anchor is not None:                                             # bicubic-only rows
+                    with torch.no_grad():
+                        ref = anchor(x_in_scaled, t_T, lr)
+                    per = (x0_hat.float() - ref.float()).square().flatten(1).mean(dim=1)
+                    l = _masked_mean(per, 1.0 - real.float())
+                    loss_s = loss_s + s.w_anchor * l
+                    out["anchor"] = l.detach()
                 if s.distill:                                                      # eq. 2
                     l = mse(x0_hat, target)
                     loss_s = loss_s + s.w_distill * l
