@@ -202,7 +202,7 @@ def bench_degradation(device: torch.device, batch: int, hr_size: int, iters: int
     from .data.degrade import DegradeConfig, degrade_realesrgan
     from .data.degrade_torch import degrade_batch
 
-    cfg = DegradeConfig.preset("small" if hr_size <= 128 else "default")
+    cfg = DegradeConfig.for_hr_size(hr_size)
     rng = np.random.default_rng(0)
     crops = [rng.random((hr_size, hr_size, 3), dtype=np.float32) for _ in range(batch)]
     hr = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).to(device) * 2 - 1

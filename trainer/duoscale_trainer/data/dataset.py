@@ -294,7 +294,7 @@ class PairDataset(Dataset):
         self.bicubic_share = float(bicubic_share)
         self.length = int(length) if length is not None else len(self.paths)
         if cfg is None and degradation in ("realesrgan", "mixed"):
-            cfg = DegradeConfig.preset("small" if hr_size <= 128 else "default")
+            cfg = DegradeConfig.for_hr_size(hr_size)
         self.cfg = cfg
         self.flips = flips or ("h" if faces else "dihedral")
         self.cache = ImageCache(cache_mb << 20)
@@ -308,6 +308,11 @@ class PairDataset(Dataset):
 
     def sample(self, index: int, epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(hr, lr) as float32 HxWx3 numpy arrays in [0,1]."""
+        hr, lr, _ = self._pair(index, epoch)
+        return hr, lr
+
+    def _pair(self, index: int, epoch: int | None) -> tuple[np.ndarray, np.ndarray, str]:
+        """(hr, lr, the degradation the pair got)."""
         if not 0 <= index < self.length:
             raise IndexError(index)
         epoch = self.epoch if epoch is None else int(epoch)
@@ -322,7 +327,7 @@ class PairDataset(Dataset):
         deg_rng = self._degradation_rng(index, epoch)
         kind = pick_degradation(self.degradation, deg_rng, self.bicubic_share)
         lr = make_lr(hr, kind, deg_rng, self.scale, self.cfg)
-        return hr, lr
+        return hr, lr, kind
 
     def _degradation_rng(self, index: int, epoch: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, index, 1])
@@ -339,9 +344,9 @@ class PairDataset(Dataset):
         """Item ``index`` of epoch ``epoch`` without touching ``self.epoch`` (stateless access).
 
         "real" is 1.0 for a Real-ESRGAN pair and 0.0 for a bicubic-only one."""
-        hr, lr = self.sample(index, epoch)
+        hr, lr, kind = self._pair(index, epoch)
         return {"hr": to_tensor(hr), "lr": to_tensor(lr),
-                "real": torch.tensor(1.0 if self.is_real(index, epoch) else 0.0)}
+                "real": torch.tensor(1.0 if kind == "realesrgan" else 0.0)}
 
     def __getitem__(self, index: int) -> dict:
         return self.get(index, self.epoch)
@@ -361,7 +366,7 @@ class FixedPairs(Dataset):
             raise ValueError(f"hr_size {hr_size} must be a multiple of scale {scale}")
         self.paths = _resolve_paths(folder_or_paths)
         if cfg is None and degradation in ("realesrgan", "mixed"):
-            cfg = DegradeConfig.preset("small" if hr_size <= 128 else "default")
+            cfg = DegradeConfig.for_hr_size(hr_size)
         self.hr_size, self.scale, self.degradation, self.seed = hr_size, scale, degradation, seed
         self.hr: list[np.ndarray] = []
         self.lr: list[np.ndarray] = []

@@ -29,6 +29,7 @@ import numpy as np
 from .resize import imresize
 
 KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
+LUMA = (0.299, 0.587, 0.114)     # BT.601 luma weights (gray noise here; degrade_torch; the detail term)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,11 @@ class DegradeConfig:
                        jpeg_range=(70, 95), second_order_prob=0.0, final_sinc_prob=0.2,
                        jpeg_range2=(80, 100))
         raise ValueError(f"unknown degradation preset {name!r} (use default, small or mild)")
+
+    @classmethod
+    def for_hr_size(cls, hr_size: int) -> "DegradeConfig":
+        """The preset the trainer uses for HR crops of this side: ``small`` up to 128 px."""
+        return cls.preset("small" if hr_size <= 128 else "default")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -205,7 +211,7 @@ def add_poisson_noise(img: np.ndarray, rng: np.random.Generator, scale: float, g
     noise = (counts / levels - img) * scale. Gray: computed on luma and added to all channels."""
     src = np.clip(img, 0.0, 1.0).astype(np.float64)
     if gray:
-        src = (src @ np.array([0.299, 0.587, 0.114]))[..., None]
+        src = (src @ np.array(LUMA))[..., None]
     src = np.round(src * 255.0) / 255.0                  # counted on 8-bit levels, as BasicSR does
     levels = len(np.unique(src))
     levels = 2 ** math.ceil(math.log2(max(levels, 2)))

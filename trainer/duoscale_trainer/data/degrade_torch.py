@@ -27,10 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .degrade import DegradeConfig, random_kernel, sinc_kernel
+from .degrade import LUMA, DegradeConfig, random_kernel, sinc_kernel
 from .resize import imresize_t
-
-_Y = (0.299, 0.587, 0.114)
 
 # ITU-T T.81 Annex K tables (quality 50), row-major.
 _JPEG_LUMA = [16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
@@ -77,7 +75,7 @@ def jpeg_t(img: Tensor, quality: Tensor) -> Tensor:
     if ph or pw:                                            # the encoder repeats the edge pixels
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
     r, g, bl = x[:, 0], x[:, 1], x[:, 2]
-    y = _Y[0] * r + _Y[1] * g + _Y[2] * bl
+    y = LUMA[0] * r + LUMA[1] * g + LUMA[2] * bl
     cb = -0.168736 * r - 0.331264 * g + 0.5 * bl + 128.0
     cr = 0.5 * r - 0.418688 * g - 0.081312 * bl + 128.0
     cb = F.avg_pool2d(cb.unsqueeze(1), 2).squeeze(1)        # 4:2:0
@@ -167,7 +165,7 @@ def _noise_t(img: Tensor, rng: np.random.Generator, gen: torch.Generator, p_gaus
     g_noise = (gray * n_gray + (1 - gray) * n_col) * sigma
     # Poisson: counted on 8-bit levels; gray = computed on luma and added to every channel
     src = torch.round(img.clamp(0, 1) * 255.0) / 255.0
-    luma = (src * torch.tensor(_Y, dtype=dt, device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    luma = (src * torch.tensor(LUMA, dtype=dt, device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
     src_g = torch.round(luma * 255.0) / 255.0
     lev_c, lev_g = _poisson_levels(src), _poisson_levels(src_g)
     p_col = (torch.poisson(src * lev_c, generator=gen) / lev_c - src)

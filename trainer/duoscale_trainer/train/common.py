@@ -403,8 +403,8 @@ def degrade_on_device(cfg: Config, batch: dict, device: torch.device, *stream: A
     from ..data.degrade import DegradeConfig
     from ..data.degrade_torch import degrade_batch
 
-    preset = DegradeConfig.preset("small" if cfg.data.hr_size <= 128 else "default")
-    rng = np.random.default_rng(step_seed(cfg.run.seed, "degrade-np", *stream) % (2 ** 63))
+    preset = DegradeConfig.for_hr_size(cfg.data.hr_size)
+    rng = np.random.default_rng(step_seed(cfg.run.seed, "degrade-np", *stream))
     gen = step_generator(cfg.run.seed, device, "degrade", *stream)
     lr, real = degrade_batch(batch["hr"].to(device), rng, gen, cfg.data.degradation, 4, preset,
                              cfg.data.bicubic_share)

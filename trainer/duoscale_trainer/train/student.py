@@ -77,8 +77,6 @@ def psnr_weighted_mse(a: Tensor, b: Tensor, eps: float = PSNR_WEIGHT_EPS) -> Ten
     return (w * per).mean()
 
 
-# Luma weights (BT.601) for the detail term; images are on [-1, 1].
-_LUMA = (0.299, 0.587, 0.114)
 DETAIL_CELL = 8
 
 
@@ -87,8 +85,10 @@ def gradient_energy(img: Tensor, cell: int = DETAIL_CELL) -> Tensor:
 
     Central differences on the interior, as ``metrics.gradient_magnitude`` scores sharpness; a tiny
     floor under the square root keeps its gradient finite on flat areas."""
+    from ..data.degrade import LUMA
+
     x = (img.float() + 1.0) * 0.5
-    y = x[:, 0:1] * _LUMA[0] + x[:, 1:2] * _LUMA[1] + x[:, 2:3] * _LUMA[2]
+    y = x[:, 0:1] * LUMA[0] + x[:, 1:2] * LUMA[1] + x[:, 2:3] * LUMA[2]
     gx = (y[..., 1:-1, 2:] - y[..., 1:-1, :-2]) * 0.5
     gy = (y[..., 2:, 1:-1] - y[..., :-2, 1:-1]) * 0.5
     mag = torch.sqrt(gx.square() + gy.square() + 1e-8)
@@ -262,7 +262,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 batch = C.degrade_on_device(cfg, source.batch(step), dev, "student", ctx.dist.rank, step)
                 hr = C.to_device(batch["hr"], dev, fmt)
                 lr = C.to_device(batch["lr"], dev, fmt)
-                real = batch["real"].to(dev) if "real" in batch else torch.zeros(hr.shape[0], device=dev)
+                real = batch["real"].to(dev)
                 eps = target = target0 = None
             B = hr.shape[0]
             t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
@@ -485,26 +485,24 @@ def build_target_cache(ctx: C.RunContext, dataset, codec, teacher, diffusion) ->
     k = 0
     while done < n:
         batch = C.collate([C.fetch_item(dataset, i, e) for i, e in sampler.indices(k)])
-        batch = {k_: v.cpu() for k_, v in C.degrade_on_device(cfg, batch, dev, "cache", ctx.dist.rank, k).items()}
-        hr, lr = batch["hr"][: n - done], batch["lr"][: n - done]
-        hr_d, lr_d = hr.to(dev), lr.to(dev)
+        batch = C.degrade_on_device(cfg, batch, dev, "cache", ctx.dist.rank, k)
+        hr_d, lr_d = batch["hr"][: n - done].to(dev), batch["lr"][: n - done].to(dev)
         g = C.step_generator(cfg.run.seed, dev, "cache", ctx.dist.rank, k)
         with ctx.autocast():
             zy = codec.encode_lr(lr_d)
             eps = torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype)
             target = diffusion.deterministic_loop(lambda x, tt, c: teacher(x, tt, c), zy,
                                                   diffusion.prior_sample(zy, eps), lr_cond=lr_d)
-        parts["hr"].append(hr)
-        parts["lr"].append(lr)
-        parts["real"].append(batch["real"][: n - done].float() if "real" in batch
-                             else torch.zeros(hr.shape[0]))
+        parts["hr"].append(hr_d.cpu())
+        parts["lr"].append(lr_d.cpu())
+        parts["real"].append(batch["real"][: n - done].float().cpu())
         parts["eps"].append(eps.float().cpu())
         parts["target"].append(target.float().cpu())
         if with_zero:
             with ctx.autocast():
                 target0 = diffusion.deterministic_loop(lambda x, tt, c: teacher(x, tt, c), zy, zy, lr_cond=lr_d)
             parts["target0"].append(target0.float().cpu())
-        done += hr.shape[0]
+        done += hr_d.shape[0]
         k += 1
         if k % 10 == 0 or done >= n:
             protocol.emit("progress", step=0, phase="cache", done=done, total=n)
@@ -529,7 +527,6 @@ def _replay_real_flags(dataset, cfg, ctx: C.RunContext, n: int) -> Tensor:
     k = 0
     while len(flags) < n:
         for i, e in sampler.indices(k):
-            real = dataset.is_real(i, e) if hasattr(dataset, "is_real") else False
-            flags.append(1.0 if real else 0.0)
+            flags.append(1.0 if dataset.is_real(i, e) else 0.0)
         k += 1
     return torch.tensor(flags[:n])
