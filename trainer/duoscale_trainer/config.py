@@ -93,6 +93,9 @@ class StudentConfig:
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     w_anchor: float = 0.0             # bicubic-only rows: MSE to the output of the --init student (a frozen
                                       # copy), so terms aimed at damaged photos do not move clean ones
+    restore_cond: bool = False        # condition the student on r = 1 for Real-ESRGAN rows, 0 for
+                                      # bicubic-only rows (a zero-initialised embedding); the exported
+                                      # graph then takes r as an input (trainer README "Restore input")
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
     d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
     adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
@@ -340,7 +343,8 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "w_colour")
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "w_colour",
+               "restore_cond")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:

@@ -62,6 +62,19 @@ class Method:
     run: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None
     onnx_path: str | None = None  # for the runtime measurement
     info: dict = field(default_factory=dict)
+    # restore-conditioned students: "truth" (1 under realesrgan, 0 under bicubic) or a number;
+    # `degradation` is set by evaluate() before each degradation's run
+    restore: str | float | None = None
+    degradation: str = ""
+
+    def restore_input(self, lr: torch.Tensor) -> torch.Tensor | None:
+        if self.restore is None:
+            return None
+        if self.restore == "truth":
+            v = 1.0 if self.degradation == "realesrgan" else 0.0
+        else:
+            v = float(self.restore)
+        return torch.full((lr.shape[0],), v, dtype=lr.dtype)
 
     @property
     def diffusion(self) -> bool:
@@ -111,7 +124,8 @@ def _pad_run(fn, pm: int):
 
 
 def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = False,
-                           seed: int = 0, noise_strength: float | None = None) -> Method:
+                           seed: int = 0, noise_strength: float | None = None,
+                           restore: str | None = None) -> Method:
     from .export import SRPipeline, checkpoint_noise_strength
     from .train.common import load_for_inference
 
@@ -136,16 +150,38 @@ def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = 
             return ((codec.decode(x0) + 1) * 0.5).clamp(0, 1)
     else:
         def fn(lr, noise, index):
-            return pipe(lr, noise)
+            return pipe(lr, noise, m.restore_input(lr))
     m = Method(name=name, kind=kind, source=str(path), steps=steps, pad_multiple=pipe.pad_multiple,
                latent_channels=pipe.latent_channels, run=_pad_run(fn, pipe.pad_multiple))
     m.info["weights"] = "ema"
     m.info["noise_strength"] = strength
+    if pipe.restore_cond:
+        m.restore = _restore_mode(name, restore or "truth")
+        m.info["restore"] = m.restore
+    elif restore is not None:
+        raise EvalError(f"{name}: --restore needs a restore-conditioned student (student.restore_cond); "
+                        f"{path} has no restore input")
     m._pipeline = pipe  # noqa: SLF001 - kept for the runtime export
     return m
 
 
-def method_from_onnx(name: str, path: str, kind: str = "student") -> Method:
+RESTORE_MODES = ("truth",)
+
+
+def _restore_mode(name: str, mode: str) -> str | float:
+    """--restore NAME=MODE: "truth", or a number in [0, 1]."""
+    if mode in RESTORE_MODES:
+        return mode
+    try:
+        v = float(mode)
+    except ValueError:
+        v = -1.0
+    if not 0 <= v <= 1:
+        raise EvalError(f"--restore {name}={mode}: write a number in [0, 1] or one of {', '.join(RESTORE_MODES)}")
+    return v
+
+
+def method_from_onnx(name: str, path: str, kind: str = "student", restore: str | None = None) -> Method:
     import onnxruntime as ort
 
     p = Path(path)
@@ -166,27 +202,39 @@ def method_from_onnx(name: str, path: str, kind: str = "student") -> Method:
     if kind == "student" and steps > 1:
         kind = "teacher"
 
+    has_restore = any(i.name == "restore" for i in sess.get_inputs())
+
     def fn(lr, noise, index):
-        outs = [torch.from_numpy(sess.run(["hr"], {"lr": lr[i:i + 1].numpy(), "noise": noise[i:i + 1].numpy()})[0])
-                for i in range(lr.shape[0])]
+        r = m.restore_input(lr)
+        outs = []
+        for i in range(lr.shape[0]):
+            feeds = {"lr": lr[i:i + 1].numpy(), "noise": noise[i:i + 1].numpy()}
+            if has_restore:
+                feeds["restore"] = r[i:i + 1].numpy()
+            outs.append(torch.from_numpy(sess.run(["hr"], feeds)[0]))
         return torch.cat(outs)
     m = Method(name=name, kind=kind, source=str(p), steps=steps, pad_multiple=pm, latent_channels=c,
                run=_pad_run(fn, pm), onnx_path=str(p))
     m.info["noise_strength"] = float(manifest.get("noise_strength", 1.0))
+    if has_restore:
+        m.restore = _restore_mode(name, restore or "truth")
+        m.info["restore"] = m.restore
+    elif restore is not None:
+        raise EvalError(f"{name}: --restore needs a model with a restore input; {p} has none")
     return m
 
 
 def build_method(name: str, path: str, which: str, stochastic: bool = False, seed: int = 0,
-                 noise_strength: float | None = None) -> Method:
+                 noise_strength: float | None = None, restore: str | None = None) -> Method:
     if str(path).endswith(".onnx"):
         if stochastic:
             raise EvalError(f"{name}: the stochastic teacher needs a checkpoint, not an ONNX file")
         if noise_strength is not None:
             raise EvalError(f"{name}: an ONNX model has its noise strength built in; "
                             "--noise-strength applies to checkpoints only")
-        return method_from_onnx(name, path, kind=which)
+        return method_from_onnx(name, path, kind=which, restore=restore)
     return method_from_checkpoint(name, path, which, stochastic=stochastic, seed=seed,
-                                  noise_strength=noise_strength)
+                                  noise_strength=noise_strength, restore=restore)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,6 +325,8 @@ def measure_runtime(methods: list[Method], lr_size: int, repeats: int, threads: 
             rng = np.random.default_rng(0)
             feed = {"lr": rng.random((1, 3, size, size), dtype=np.float32),
                     "noise": rng.standard_normal((1, m.latent_channels or 48, size, size), dtype=np.float32)}
+            if any(i.name == "restore" for i in sess.get_inputs()):
+                feed["restore"] = np.ones(1, dtype=np.float32)
             sess.run(["hr"], feed)   # warm-up
             runs.append((m.name, sess, feed))
         # Rounds: one timed run of every method per round, so a slow spell of a shared machine
@@ -458,7 +508,8 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
              grid_rows: int = 4, grid_crop: int = 128, batch: int = 8,
              log: Callable[[str], None] | None = None,
              noise_strengths: dict[str, float] | None = None,
-             grid_methods: list[str] | None = None, teacher_strengths: list[float] | None = None) -> dict:
+             grid_methods: list[str] | None = None, teacher_strengths: list[float] | None = None,
+             restores: dict[str, str] | None = None) -> dict:
     """Run the whole evaluation and write eval.json, eval.md and grid-<degradation>.png."""
     log = log or (lambda s: None)
     t_start = time.time()
@@ -504,8 +555,13 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
     unknown = sorted(set(noise_strengths) - set(names))
     if unknown:
         raise EvalError(f"--noise-strength names {unknown} match no --student (have {names})")
+    restores = dict(restores or {})
+    unknown = sorted(set(restores) - set(names))
+    if unknown:
+        raise EvalError(f"--restore names {unknown} match no --student (have {names})")
     for name, path in students:
-        methods.append(build_method(name, path, "student", noise_strength=noise_strengths.get(name)))
+        methods.append(build_method(name, path, "student", noise_strength=noise_strengths.get(name),
+                                    restore=restores.get(name)))
     if teacher_strengths and not teacher_src:
         raise EvalError("--teacher-at needs a teacher (--teacher, or a student checkpoint that holds one)")
     log(f"methods: {[m.name for m in methods]}")
@@ -534,6 +590,8 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
             d["config"] = "small" if crop <= 128 else "default"
         result["degradations"][deg] = d
         log(f"{deg}: {len(ds)} crops")
+        for m in methods:
+            m.degradation = deg
         outputs = run_methods(methods, ds.lr, noise_seed, batch=batch)
         per, summary = score(outputs, ds.hr, ds.names)
         for m in methods:
@@ -593,6 +651,14 @@ def _parse_strength(s: str) -> tuple[str, float]:
     return name, v
 
 
+def _parse_restore(s: str) -> tuple[str, str]:
+    name, sep, val = s.rpartition("=")
+    if not sep or not name or not val:
+        raise argparse.ArgumentTypeError(f"--restore {s!r}: write NAME=MODE (NAME as given to --student; "
+                                         "MODE truth or a number in [0, 1])")
+    return name, val
+
+
 def _parse_teacher_strength(s: str) -> float:
     try:
         v = float(s)
@@ -615,6 +681,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-strength", action="append", type=_parse_strength, default=[], metavar="NAME=S",
                    help="run student NAME at prior-noise strength S in [0, 1] (default: the checkpoint's "
                         "student.inference_noise); score one checkpoint at two strengths by naming it twice")
+    p.add_argument("--restore", action="append", type=_parse_restore, default=[], metavar="NAME=MODE",
+                   help="restore input of a restore-conditioned student NAME: truth (default: 1 under "
+                        "realesrgan, 0 under bicubic, as a user who says which photos are damaged) or a "
+                        "fixed number in [0, 1]; name a checkpoint twice to score two modes")
     p.add_argument("--teacher-at", action="append", type=_parse_teacher_strength, default=[], metavar="S",
                    help="also score the teacher's 15-step chain at prior-noise strength S in [0, 1], as "
                         "teacher-15@S; a student run at strength S is then held to that row for 'within "
@@ -658,7 +728,7 @@ def run(args: argparse.Namespace) -> int:
                           grid_rows=args.grid_rows, grid_crop=args.grid_crop, batch=args.batch,
                           log=logger.info, noise_strengths=dict(args.noise_strength),
                           grid_methods=[g.strip() for g in (args.grid_methods or "").split(",") if g.strip()],
-                          teacher_strengths=list(args.teacher_at))
+                          teacher_strengths=list(args.teacher_at), restores=dict(args.restore))
     except (EvalError, FileNotFoundError, ValueError) as e:
         protocol.emit("error", message=str(e), command="eval")
         return 1

@@ -105,6 +105,8 @@ class SRPipeline(nn.Module):
             raise ExportError(f"noise strength must be in [0, 1], got {noise_strength}")
         self.noise_strength = float(noise_strength)
         self.noise_scale = kappa * math.sqrt(etas[-1]) * self.noise_strength
+        # a restore-conditioned net (student.restore_cond) takes r in [0, 1] as a third graph input
+        self.restore_cond = bool(getattr(net, "restore_cond", False))
 
     @property
     def latent_channels(self) -> int:
@@ -115,19 +117,24 @@ class SRPipeline(nn.Module):
         pm = int(getattr(self.net, "pad_multiple", 1))
         return max(pm, int(getattr(self.codec, "pad_multiple", 1)), 1)
 
-    def _denoise(self, x: torch.Tensor, i: int, cond: torch.Tensor) -> torch.Tensor:
+    def _denoise(self, x: torch.Tensor, i: int, cond: torch.Tensor, restore: torch.Tensor | None) -> torch.Tensor:
         t = torch.full((1,), i, dtype=torch.long, device=x.device)  # constant: folds the embedding
+        if self.restore_cond:
+            return self.net(x * self.in_scale[i], t, cond, restore)
         return self.net(x * self.in_scale[i], t, cond)
 
-    def forward(self, lr: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def forward(self, lr: torch.Tensor, noise: torch.Tensor, restore: torch.Tensor | None = None) -> torch.Tensor:
+        """restore: shape [1] (one value for the batch) or [B]; None = 0 (a clean downscale)."""
         y = lr * 2.0 - 1.0
         z_y = self.codec.encode(upsample4(y))
         x = z_y + self.noise_scale * noise
+        if self.restore_cond and restore is None:
+            restore = torch.zeros(1, dtype=lr.dtype, device=lr.device)
         if self.steps == 1:
-            x0 = self._denoise(x, self.T - 1, y)
+            x0 = self._denoise(x, self.T - 1, y, restore)
         else:
             for i in range(self.T - 1, -1, -1):
-                x0 = self._denoise(x, i, y)
+                x0 = self._denoise(x, i, y, restore)
                 if i > 0:
                     k, m, j = self.kmj[i]
                     x = k * x0 + m * x + j * z_y
@@ -164,14 +171,24 @@ def check_parity(pipeline: SRPipeline, onnx_path: str | os.PathLike,
     for h, w in sizes:
         lr = torch.rand(1, 3, h, w, generator=gen)
         noise = torch.randn(1, pipeline.latent_channels, h, w, generator=gen)
-        with torch.no_grad():
-            ref = pipeline(lr, noise).float().numpy()
-        out = sess.run(["hr"], {"lr": lr.numpy(), "noise": noise.numpy()})[0]
-        if out.shape != (1, 3, 4 * h, 4 * w):
-            raise ExportError(f"{onnx_path}: ONNX output shape {out.shape} for LR {h}x{w}, "
-                              f"expected (1, 3, {4 * h}, {4 * w})")
-        rows.append({"lr_size": [h, w], "max_abs_diff": float(np.abs(out - ref).max()),
-                     "out_min": float(out.min()), "out_max": float(out.max())})
+        # a restore-conditioned graph is checked at both ends of its input
+        for r in ((0.0, 1.0) if pipeline.restore_cond else (None,)):
+            feeds = {"lr": lr.numpy(), "noise": noise.numpy()}
+            rt = None
+            if r is not None:
+                rt = torch.full((1,), r)
+                feeds["restore"] = rt.numpy()
+            with torch.no_grad():
+                ref = pipeline(lr, noise, rt).float().numpy()
+            out = sess.run(["hr"], feeds)[0]
+            if out.shape != (1, 3, 4 * h, 4 * w):
+                raise ExportError(f"{onnx_path}: ONNX output shape {out.shape} for LR {h}x{w}, "
+                                  f"expected (1, 3, {4 * h}, {4 * w})")
+            row = {"lr_size": [h, w], "max_abs_diff": float(np.abs(out - ref).max()),
+                   "out_min": float(out.min()), "out_max": float(out.max())}
+            if r is not None:
+                row["restore"] = r
+            rows.append(row)
     return rows
 
 
@@ -180,9 +197,12 @@ def write_onnx(pipeline: SRPipeline, path: str | os.PathLike, opset: int = DEFAU
     h = w = pm * max(1, math.ceil(16 / pm))
     lr = torch.rand(1, 3, h, w)
     noise = torch.randn(1, pipeline.latent_channels, h, w)
+    args, names = (lr, noise), ["lr", "noise"]
+    if pipeline.restore_cond:
+        args, names = (lr, noise, torch.ones(1)), names + ["restore"]
     torch.onnx.export(
-        pipeline, (lr, noise), str(path),
-        input_names=["lr", "noise"], output_names=["hr"],
+        pipeline, args, str(path),
+        input_names=names, output_names=["hr"],
         dynamic_axes={"lr": {2: "H", 3: "W"}, "noise": {2: "H", 3: "W"},
                       "hr": {2: "4*H", 3: "4*W"}},
         opset_version=opset, do_constant_folding=True, dynamo=False,
@@ -236,6 +256,9 @@ def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, pr
         "sha256": sha,
         "inputs": {"lr": {"shape": ["1", "3", "H", "W"], "range": [0, 1]},
                    "noise": {"shape": ["1", str(c), "H", "W"], "distribution": "standard_normal"}},
+        **({"restore": {"input": "restore", "shape": ["1"], "range": [0, 1],
+                        "meaning": "0 = a clean downscale (fidelity), 1 = a damaged photo (noise, JPEG, "
+                                   "blur): repair it"}} if pipeline.restore_cond else {}),
         "noise_shape": {"channels": c, "height": "H", "width": "W"},
         # how strongly the graph scales the noise input (already applied inside it): 1 = the
         # method's prior, 0 = deterministic (the noise input is then ignored)
@@ -279,6 +302,7 @@ def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float)
         + (" (deterministic: the noise input is ignored)" if manifest.get("noise_strength", 1.0) == 0 else "")
         + " |",
         f"| experimental | {'yes' if manifest['experimental'] else 'no'} |",
+        f"| restore input | {'yes: `restore` [1], 0 = clean downscale, 1 = damaged photo' if 'restore' in manifest else 'no'} |",
         "",
         "## Training",
         "",
@@ -304,11 +328,14 @@ def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float)
     ]
     for row in parity:
         h, w = row["lr_size"]
-        lines.append(f"- LR {h}x{w} -> HR {4 * h}x{4 * w}: max abs diff {row['max_abs_diff']:.2e}")
+        at = f" at restore {row['restore']:g}" if "restore" in row else ""
+        lines.append(f"- LR {h}x{w} -> HR {4 * h}x{4 * w}{at}: max abs diff {row['max_abs_diff']:.2e}")
     lines += ["", "## Contract", "",
               "Inputs `lr` float32 [1,3,H,W] in [0,1] and `noise` float32 "
               f"[1,{manifest['noise_shape']['channels']},H,W] standard normal; output `hr` float32 "
-              "[1,3,4H,4W] in [0,1]. H and W must be multiples of the pad multiple.",
+              "[1,3,4H,4W] in [0,1]. H and W must be multiples of the pad multiple."
+              + (" Input `restore` float32 [1] in [0,1]: 0 for a clean downscale, 1 to repair a damaged "
+                 "photo (noise, JPEG, blur); one value for the whole image." if "restore" in manifest else ""),
               "", "## Licence", "", manifest["license"], ""]
     if meta.extra_card:
         lines += [meta.extra_card, ""]

@@ -199,3 +199,29 @@ def test_teacher_scored_at_another_noise_strength(tmp_path):
     E.export(ck, tmp_path / "m", "s-x4")
     with pytest.raises(V.EvalError, match="teacher checkpoint"):
         V.evaluate(str(val), str(tmp_path / "o4"), **{**kw, "teacher": str(tmp_path / "m" / "s-x4.onnx")})
+
+
+def test_restore_input_follows_the_degradation_or_a_fixed_value(tmp_path):
+    """--restore NAME=MODE on a restore-conditioned student: "truth" (the default) feeds 1 under
+    realesrgan and 0 under bicubic, so it scores like the fixed-1 row on the one and the fixed-0
+    row on the other; --restore on a plain student is an error."""
+    val = tmp_path / "val"
+    val.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
+    ck = make_checkpoint(tmp_path / "r.pt", restore=True)
+    r = V.evaluate(str(val), str(tmp_path / "o"), students=[("t", str(ck)), ("off", str(ck)), ("on", str(ck))],
+                   restores={"off": "0", "on": "1"}, crop=32, runtime=False, grid_rows=0)
+    assert r["methods"]["t"]["restore"] == "truth" and r["methods"]["on"]["restore"] == 1.0
+    per = r["per_image"]
+    ps = {(d, m): [x["psnr_y"] for x in per[d][m]] for d in per for m in ("t", "off", "on")}
+    assert ps["realesrgan", "t"] == ps["realesrgan", "on"] != ps["realesrgan", "off"]
+    assert ps["bicubic", "t"] == ps["bicubic", "off"] != ps["bicubic", "on"]
+    plain = make_checkpoint(tmp_path / "p.pt")
+    with pytest.raises(V.EvalError, match="restore input"):
+        V.evaluate(str(val), str(tmp_path / "o2"), students=[("p", str(plain))], restores={"p": "1"},
+                   crop=32, runtime=False, grid_rows=0)
+    with pytest.raises(V.EvalError, match="number in"):
+        V.evaluate(str(val), str(tmp_path / "o3"), students=[("t", str(ck))], restores={"t": "maybe"},
+                   crop=32, runtime=False, grid_rows=0)

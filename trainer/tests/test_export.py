@@ -21,9 +21,9 @@ CONTRACT_FIELDS = ("format", "name", "task", "scale", "steps", "onnx", "sha256",
                    "experimental", "license")
 
 
-def tiny_net(seed=0):
+def tiny_net(seed=0, restore=False):
     torch.manual_seed(seed)
-    net = build_unet("tiny").eval()
+    net = build_unet("tiny", restore_cond=restore).eval()
     # The tiny UNet starts near a constant map; perturb so the parity check compares real signal.
     with torch.no_grad():
         for p in net.parameters():
@@ -31,10 +31,11 @@ def tiny_net(seed=0):
     return net
 
 
-def make_checkpoint(path, seed=0, step=7, T=4):
+def make_checkpoint(path, seed=0, step=7, T=4, restore=False):
     """A student checkpoint in the trainer's format (train/common.py model_payload keys). T=4 (the
-    journal schedule's length, ML.md 1.1) keeps the unrolled teacher chain quick to export."""
-    net = tiny_net(seed)
+    journal schedule's length, ML.md 1.1) keeps the unrolled teacher chain quick to export.
+    restore=True: the student has the restore input (student.restore_cond)."""
+    net = tiny_net(seed, restore=restore)
     teacher = tiny_net(seed + 1)
     cfg = Config()
     cfg.command, cfg.preset = "student", "test"
@@ -216,3 +217,30 @@ def test_older_checkpoints_and_teachers_run_at_full_noise():
     assert E.checkpoint_noise_strength(None) == 1.0
     assert E.checkpoint_noise_strength({"student": {"inference_noise": 0.0}}, "teacher") == 1.0
     assert E.checkpoint_noise_strength({"student": {"inference_noise": 0.25}}) == 0.25
+
+
+def test_restore_conditioned_student_exports_a_third_input(tmp_path):
+    """A student.restore_cond checkpoint exports `restore` [1] as a graph input next to lr and
+    noise; the manifest and the card say so, parity is checked at restore 0 and 1, and the input
+    changes the output."""
+    from trainhelpers import run_raw
+
+    ck = make_checkpoint(tmp_path / "last.pt", restore=True)
+    rc, _ = run_raw(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "r-x4"])
+    assert rc == 0
+    man = json.loads((tmp_path / "m" / "r-x4.json").read_text())
+    assert man["restore"]["input"] == "restore" and man["restore"]["range"] == [0, 1]
+    card = (tmp_path / "m" / "r-x4.md").read_text()
+    assert "at restore 0:" in card and "at restore 1:" in card and "Input `restore`" in card
+    sess = ort.InferenceSession(str(tmp_path / "m" / "r-x4.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["lr", "noise", "restore"]
+    g = np.random.default_rng(2)
+    feeds = {"lr": g.random((1, 3, 16, 24), dtype=np.float32),
+             "noise": g.standard_normal((1, 48, 16, 24)).astype(np.float32)}
+    a = sess.run(["hr"], {**feeds, "restore": np.zeros(1, np.float32)})[0]
+    b = sess.run(["hr"], {**feeds, "restore": np.ones(1, np.float32)})[0]
+    assert a.shape == (1, 3, 64, 96) and np.abs(a - b).max() > 1e-4
+    # an unconditioned checkpoint keeps the two-input contract and no "restore" block
+    plain = make_checkpoint(tmp_path / "plain.pt")
+    rc, _ = run_raw(["export", str(plain), "--out", str(tmp_path / "m"), "--name", "p-x4"])
+    assert rc == 0 and "restore" not in json.loads((tmp_path / "m" / "p-x4.json").read_text())

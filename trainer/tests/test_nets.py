@@ -280,3 +280,27 @@ def test_residual_unet_starts_as_a_centre_aligned_bicubic_upscaler():
     assert net.config()["residual_scale"] == codec.scale
     with pytest.raises(ValueError):
         build_unet("tiny", latent_ch=16, residual_scale=2.0)
+
+
+def test_restore_input_starts_at_zero_and_takes_unconditioned_weights():
+    """student.restore_cond: the restore embedding is zero-initialised, so unconditioned weights
+    loaded into a conditioned net give the same output at any r; once trained, r moves it. The
+    reverse load (conditioned weights into a plain net) is refused."""
+    from duoscale_trainer.nets.unet import RESTORE_KEYS, load_weights, unet_from_config
+
+    torch.manual_seed(0)
+    plain = nets.build_unet("tiny")
+    randomise_zero_init(plain)
+    cond = nets.build_unet("tiny", restore_cond=True)
+    assert sorted(load_weights(cond, plain.state_dict())) == sorted(RESTORE_KEYS)
+    x, c, t = torch.randn(2, 48, 8, 8), torch.randn(2, 3, 8, 8), torch.tensor([3])
+    with torch.no_grad():
+        ref = plain(x, t, c)
+        for r in (torch.zeros(2), torch.ones(2), None):
+            assert torch.equal(cond(x, t, c, r), ref)
+        cond.restore_embed.weight.normal_()
+        out = cond(x, t, c, torch.tensor([0.0, 1.0]))
+    assert torch.equal(out[0], ref[0]) and not torch.allclose(out[1], ref[1])
+    assert unet_from_config(cond.config()).restore_cond
+    with pytest.raises(RuntimeError, match="unexpected"):
+        load_weights(nets.build_unet("tiny"), cond.state_dict())

@@ -329,3 +329,32 @@ def test_anchor_holds_clean_rows_to_the_init_student(photos, teacher_ckpt, tmp_p
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "b", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_anchor=1"])
     assert rc != 0 and "--init" in json.dumps(events)
+
+
+def test_restore_cond_from_a_plain_init_learns_a_per_row_input_and_is_kept_by_a_fine_tune(photos, teacher_ckpt, tmp_path):
+    """student.restore_cond: an unconditioned --init loads (the new embedding starts at zero), the
+    embedding learns from Real-ESRGAN rows (r = 1) against bicubic rows (r = 0), the checkpoint's
+    student net carries the input, and a fine-tune from it keeps it without being told."""
+    from duoscale_trainer.train.common import load_checkpoint
+
+    first = tmp_path / "first"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", first, "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    cond = tmp_path / "cond"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", cond, "--steps", 6,
+                          "--teacher", teacher_ckpt, "--init", first / "checkpoints" / "last.pt",
+                          "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
+                          "--set", "run.sample_every=100", "--set", "student.restore_cond=true"])
+    assert rc == 0, events[-1]
+    ck = load_checkpoint(cond / "checkpoints" / "last.pt")
+    assert ck["nets"]["student"]["restore_cond"] and not ck["nets"]["teacher"].get("restore_cond")
+    w = ck["models"]["student"]["restore_embed.weight"]
+    assert w.abs().max() > 0          # zero at the start: only the r = 1 rows can have moved it
+    tune = tmp_path / "tune"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tune, "--steps", 2,
+                          "--teacher", teacher_ckpt, "--init", cond / "checkpoints" / "last.pt",
+                          "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    assert json.loads((tune / "config.json").read_text())["student"]["restore_cond"] is True
+    assert load_checkpoint(tune / "checkpoints" / "last.pt")["nets"]["student"]["restore_cond"]

@@ -138,7 +138,7 @@ class ResUNet(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, cond_ch: int = 3, model_channels: int = 64,
                  channel_mult: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 1,
                  attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
-                 head_ch: int = 32, residual_scale: float = 0.0):
+                 head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False):
         super().__init__()
         # residual_scale > 0 (S2D codec only; the value is the codec's scale): the net also sees
         # z_up = scale * PixelUnshuffle4(bicubic_up4(cond)) and predicts x0 = z_up + out, with the
@@ -159,6 +159,14 @@ class ResUNet(nn.Module):
         mc = self.model_channels
         emb_ch = 4 * mc
         self.time_embed = nn.Sequential(nn.Linear(mc, emb_ch), nn.SiLU(), nn.Linear(emb_ch, emb_ch))
+        # restore_cond: a per-image scalar r in [0, 1] (0 = a clean downscale, 1 = a damaged photo:
+        # noise, JPEG, blur) added to the time embedding. Zero-initialised, so a conditioned net
+        # built from unconditioned weights starts as exactly that net at every r.
+        self.restore_cond = bool(restore_cond)
+        self.restore_embed = nn.Linear(1, emb_ch) if self.restore_cond else None
+        if self.restore_embed is not None:
+            nn.init.zeros_(self.restore_embed.weight)
+            nn.init.zeros_(self.restore_embed.bias)
 
         extra = 48 if self.residual_scale else 0
         self.conv_in = nn.Conv2d(self.in_ch + self.cond_ch + extra, mc, 3, padding=1)
@@ -202,7 +210,8 @@ class ResUNet(nn.Module):
         return {"in_ch": self.in_ch, "out_ch": self.out_ch, "cond_ch": self.cond_ch,
                 "model_channels": self.model_channels, "channel_mult": list(self.channel_mult),
                 "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
-                "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale}
+                "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale,
+                "restore_cond": self.restore_cond}
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
@@ -210,8 +219,11 @@ class ResUNet(nn.Module):
             h = b(h, emb) if isinstance(b, ResBlock) else b(h)
         return h
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, restore: Tensor | None = None) -> Tensor:
         emb = self.time_embed(timestep_embedding(t.reshape(-1).expand(x.shape[0]), self.model_channels))
+        if self.restore_embed is not None and restore is not None:
+            r = restore.to(emb.dtype).reshape(-1, 1).expand(x.shape[0], 1)
+            emb = emb + self.restore_embed(r)
         h = torch.cat([x, cond], dim=1) if self.cond_ch else x
         z_up = None
         if self.residual_scale:
@@ -248,6 +260,19 @@ def build_unet(preset: str = "small", latent_ch: int = 48, cond_ch: int = 3, **o
 def unet_from_config(cfg: dict) -> ResUNet:
     """Rebuild from ResUNet.config() (as stored in checkpoints)."""
     return ResUNet(**cfg)
+
+
+RESTORE_KEYS = ("restore_embed.weight", "restore_embed.bias")
+
+
+def load_weights(net: ResUNet, state: dict) -> list[str]:
+    """load_state_dict that also takes an unconditioned net's weights into a restore-conditioned
+    one: only the (zero-initialised) restore embedding may be missing. Returns what was missing."""
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    bad = [k for k in missing if k not in RESTORE_KEYS]
+    if bad or unexpected:
+        raise RuntimeError(f"state dict does not match the network: missing {bad[:5]}, unexpected {unexpected[:5]}")
+    return list(missing)
 
 
 def count_params(module: nn.Module) -> int:

@@ -677,16 +677,21 @@ def restore(ck: dict, models: dict[str, nn.Module], emas: dict[str, EMA],
     set_rng_state(ck.get("rng", {}))
 
 
-def build_net_from(ck: dict, which: str, ema: bool = True) -> nn.Module:
-    from ..nets.unet import unet_from_config
+def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | None = None) -> nn.Module:
+    """The `which` network of a checkpoint. restore_cond=True builds it with the restore input
+    even when the checkpoint's net has none (the new embedding starts at zero)."""
+    from ..nets.unet import load_weights, unet_from_config
 
     nets = ck.get("nets", {})
     if which not in nets:
         raise TrainError(f"checkpoint of kind '{ck.get('kind')}' holds no '{which}' network "
                          f"(has {sorted(nets)})")
-    net = unet_from_config(nets[which])
+    net_cfg = dict(nets[which])
+    if restore_cond is not None:
+        net_cfg["restore_cond"] = bool(restore_cond) or bool(net_cfg.get("restore_cond"))
+    net = unet_from_config(net_cfg)
     source = ck.get("ema", {}).get(which) if ema else None
-    net.load_state_dict(source if source is not None else ck["models"][which])
+    load_weights(net, source if source is not None else ck["models"][which])
     return net
 
 
@@ -957,7 +962,12 @@ def init_weights_from(net: nn.Module, path: str, names: tuple[str, ...]) -> str:
         if name in ck.get("models", {}):
             sd = ck.get("ema", {}).get(name) or ck["models"][name]
             try:
-                unwrap(net).load_state_dict(sd)
+                target = unwrap(net)
+                if hasattr(target, "restore_cond"):
+                    from ..nets.unet import load_weights
+                    load_weights(target, sd)          # unconditioned weights into a conditioned net
+                else:
+                    target.load_state_dict(sd)
             except RuntimeError as e:
                 raise TrainError(f"--init {path}: the '{name}' network does not match this run's "
                                  f"architecture (use the same --preset / model.unet): {e}") from e

@@ -167,7 +167,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         lat_ch = codec.latent_channels
 
         teacher = C.freeze(C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt))
-        student = C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt)   # init = teacher EMA
+        rc = bool(s.restore_cond)
+        student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc).to(dev, memory_format=fmt)   # init = teacher EMA
         student.train()
         for p in student.parameters():
             p.requires_grad_(True)
@@ -180,7 +181,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             if not cfg.paths.init:
                 raise C.TrainError("student.w_anchor holds the clean-photo output to the --init student's; "
                                    "give --init CKPT (e.g. resources/models/duoscale-general-x4.ckpt.pt)")
-            anchor = C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt)
+            anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc).to(dev, memory_format=fmt)
             C.init_weights_from(anchor, cfg.paths.init, ("student", "teacher"))
             anchor = C.freeze(anchor)
         ds_kw = {}
@@ -266,6 +267,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 eps = target = target0 = None
             B = hr.shape[0]
             t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
+            r = real.float() if rc else None          # the restore input: 1 on Real-ESRGAN rows
             d_on = plan.reached("d_start", step) and (s.hr_adv or s.lr_adv)
             adv_on = plan.reached("adv_start", step)
             factor = C.lr_factor(step, o.warmup_steps, plan.total_steps, o.schedule, o.min_lr_frac)
@@ -297,11 +299,11 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     target = target * keep + target0 * (1 - keep)
                 x_in = x_T if keep is None else diffusion.prior_sample(zy, eps * keep)
                 x_in_scaled = diffusion.scale_input(x_in, t_T)
-                x0_hat = student(x_in_scaled, t_T, lr)
+                x0_hat = student(x_in_scaled, t_T, lr, r)
                 loss_s = x0_hat.new_zeros((), dtype=torch.float32)
                 if anchor is not None:                                             # bicubic-only rows
                     with torch.no_grad():
-                        ref = anchor(x_in_scaled, t_T, lr)
+                        ref = anchor(x_in_scaled, t_T, lr, r)
                     per = (x0_hat.float() - ref.float()).square().flatten(1).mean(dim=1)
                     l = _masked_mean(per, 1.0 - real.float())
                     loss_s = loss_s + s.w_anchor * l
@@ -317,15 +319,15 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                         n2 = n2 * keep
                     x_t = diffusion.q_sample(z0, zy, t_n, n2)
                     gt_loss = psnr_weighted_mse if s.denoise_weighting == "psnr" else mse
-                    l = gt_loss(student(diffusion.scale_input(x_t, t_n), t_n, lr), z0)
+                    l = gt_loss(student(diffusion.scale_input(x_t, t_n), t_n, lr, r), z0)
                     loss_s = loss_s + s.w_denoise * l
                     out["denoise"] = l.detach()
                 if s.sinsr_extra:                                                  # ML.md 2.2 (4, 5)
                     t0 = torch.zeros_like(t_T)
-                    l_inv = mse(student(target / in_scale_T, t0, lr), x_T)
+                    l_inv = mse(student(target / in_scale_T, t0, lr, r), x_T)
                     with torch.no_grad():
-                        xT_hat = student(z0 / in_scale_T, t0, lr)
-                    l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr), z0)
+                        xT_hat = student(z0 / in_scale_T, t0, lr, r)
+                    l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr, r), z0)
                     loss_s = loss_s + s.w_inverse * l_inv + s.w_gt * l_gt
                     out["inverse"], out["gt"] = l_inv.detach(), l_gt.detach()
                 need_pixels = (s.hr_adv and d_on) or s.w_detail > 0 or s.w_colour > 0
