@@ -7,7 +7,7 @@ const ABS = '/tmp/photos/a.jpg';
 
 /** One valid argument per method; every method of the API must be here. */
 const VALID: Record<ApiMethod, unknown> = {
-  enhance: { path: ABS, outputDir: '/tmp/out', options: { scale: 2, format: 'png', seed: 7, variations: 3, naming: '{name}_{seed}', tile: 64, quality: 90, keepMetadata: false, force: true, model: 'tiny-x4' } },
+  enhance: { path: ABS, outputDir: '/tmp/out', options: { scale: 2, format: 'png', seed: 7, variations: 3, naming: '{name}_{seed}', tile: 64, quality: 90, keepMetadata: false, force: true, model: 'tiny-x4', restore: 1 } },
   batch: { inputs: [ABS, '/tmp/photos'], outputDir: '/tmp/out', recursive: true, options: { targetWidth: 2000 } },
   jobs: undefined,
   pause: { jobId: '0b6f-12ab' },
@@ -41,6 +41,8 @@ const INVALID: [ApiMethod, unknown, RegExp][] = [
   ['enhance', { path: ABS, options: { tile: 8 } }, /options\.tile" must be 0 \(automatic\) or between 16/],
   ['enhance', { path: ABS, options: { seed: -1 } }, /options\.seed" must be between 0/],
   ['enhance', { path: ABS, options: { variations: 17 } }, /options\.variations" must be between 1 and 16/],
+  ['enhance', { path: ABS, options: { restore: 1.5 } }, /options\.restore" must be a number from 0 \(clean photo\) to 1/],
+  ['enhance', { path: ABS, options: { restore: 'on' } }, /options\.restore" must be a number/],
   ['enhance', { path: ABS, options: { format: 'gif' } }, /options\.format" must be one of/],
   ['enhance', { path: ABS, options: { naming: '../{name}' } }, /options\.naming" must be a file name template/],
   ['enhance', { path: ABS, options: { naming: '{name}_{foo}' } }, /unknown token \{foo\}/],

@@ -161,7 +161,7 @@ function editDistance(a: string, b: string): number {
 }
 
 const ENHANCE_KEYS = ['model', 'scale', 'targetWidth', 'format', 'quality', 'naming', 'tile', 'seed', 'variations',
-  'keepMetadata', 'force'] as const;
+  'restore', 'keepMetadata', 'force'] as const;
 
 /** A naming template: tokens from NAMING_TOKENS, no folders, nothing that escapes the output folder. */
 export function checkNaming(c: Checker, value: unknown, field: string): string {
@@ -196,6 +196,12 @@ function enhanceOptions(c: Checker, value: unknown, field: string): EnhanceOptio
   if (o.tile !== undefined) out.tile = tile(c, o.tile, f('tile'));
   if (o.seed !== undefined) out.seed = c.int(o.seed, f('seed'), 0, LIMITS.seedMax);
   if (o.variations !== undefined) out.variations = c.int(o.variations, f('variations'), 1, LIMITS.variationsMax);
+  if (o.restore !== undefined) {
+    if (typeof o.restore !== 'number' || !(o.restore >= 0 && o.restore <= 1)) {
+      c.fail(f('restore'), `must be a number from 0 (clean photo) to 1 (repair noise, JPEG and blur), got ${JSON.stringify(o.restore)}`);
+    }
+    out.restore = o.restore as number;
+  }
   if (o.keepMetadata !== undefined) out.keepMetadata = c.bool(o.keepMetadata, f('keepMetadata'));
   if (o.force !== undefined) out.force = c.bool(o.force, f('force'));
   return out;

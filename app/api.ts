@@ -31,6 +31,12 @@ export interface EnhanceOptions {
   seed?: number;
   /** Produce N outputs from seeds seed, seed+1, ... for the user to pick from. */
   variations?: number;
+  /**
+   * Repair damage (noise, JPEG artefacts, blur) as well as upscaling: 0 = the photo is clean, keep
+   * fidelity (default); 1 = repair. Only models whose manifest has a "restore" input use it; the
+   * others ignore it.
+   */
+  restore?: number;
   /** Keep ICC profile, EXIF and XMP of the original (default true). */
   keepMetadata?: boolean;
   /** Redo work the catalog says was already done with identical parameters. */
@@ -120,6 +126,8 @@ export interface ModelInfo {
   card: string;
   metrics: Record<string, unknown>;
   experimental?: boolean;
+  /** The model takes the restore input (EnhanceOptions.restore); others ignore it. */
+  restore?: boolean;
 }
 
 export interface Settings {

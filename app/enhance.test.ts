@@ -402,6 +402,44 @@ describe('seeds and variations (fixture model tiny-x4)', () => {
   });
 });
 
+describe('restore input (test model: output + gain x restore)', () => {
+  it('feeds one restore value to every tile of a model that has the input; other models ignore it', async () => {
+    const dir = path.join(root, 'models-restore');
+    writeIdentityModel(dir, 'restore-x4', { restoreGain: 0.1 });
+    const reg = new ModelRegistry(dir, path.join(root, 'user'));
+    const restoring = await reg.load('restore-x4');
+    const input = path.join(root, 'restore.png');
+    await flat(48, 40, [100, 120, 140]).png().toFile(input);
+    const run = async (model: LoadedModel, restore: number | undefined, out: string) => {
+      const r = await enhanceFile({ input, outputDir: path.join(root, out), model,
+        options: opts({ model: model.manifest.name, tile: 16, ...(restore === undefined ? {} : { restore }) }) });
+      return channelMeans(await readRaw(r.outputs[0].path));
+    };
+    const off = await run(restoring, undefined, 'r0');
+    const on = await run(restoring, 1, 'r1');
+    const half = await run(restoring, 0.5, 'r05');
+    // 0.1 of the [0,1] range is 25.5 levels; 6 tiles of 16 px, all shifted alike
+    assert.deepEqual(off.map(Math.round), [100, 120, 140]);
+    for (let c = 0; c < 3; c++) {
+      assert.ok(Math.abs(on[c] - off[c] - 25.5) <= 0.6, `restore 1 adds 25.5 levels: ${off} -> ${on}`);
+      assert.ok(Math.abs(half[c] - off[c] - 12.75) <= 0.6, `restore 0.5 adds half: ${off} -> ${half}`);
+    }
+    const plain = await run(identity, 1, 'r-plain');
+    assert.deepEqual(plain.map(Math.round), [100, 120, 140], 'a model without the input ignores it');
+  });
+
+  it('a manifest that names a restore input the graph lacks is refused with the file named', async () => {
+    const dir = path.join(root, 'models-bad-restore');
+    writeIdentityModel(dir, 'lying-x4', { manifest: { restore: { input: 'restore', range: [0, 1] } } });
+    const model = await new ModelRegistry(dir, path.join(root, 'user')).load('lying-x4');
+    const input = path.join(root, 'restore-bad.png');
+    await flat(16, 16, [10, 20, 30]).png().toFile(input);
+    await assert.rejects(enhanceFile({ input, outputDir: path.join(root, 'rb'), model, options: opts({ model: 'lying-x4' }) }),
+      (e: unknown) => e instanceof DuoscaleError && e.code === 'E_MODEL_MANIFEST' && /restore input "restore"/.test(e.message)
+        && e.message.includes('lying-x4.json'));
+  });
+});
+
 describe('bad input', () => {
   const out = () => path.join(root, 'out-bad');
 

@@ -49,9 +49,10 @@ import { chooseTileSize } from './tiling/plan.ts';
 export type { ImageInfo } from './image/io.ts';
 
 /** EnhanceOptions with every field decided (from settings), plus runtime choices. */
-export interface ResolvedOptions extends Required<Omit<EnhanceOptions, 'targetWidth' | 'model'>> {
+export interface ResolvedOptions extends Required<Omit<EnhanceOptions, 'targetWidth' | 'model' | 'restore'>> {
   model: string;
   targetWidth?: number;
+  restore?: number;
   provider: Provider;
   /** onnxruntime intra-op threads; 0 = its default. */
   threads: number;
@@ -256,7 +257,7 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
           };
           const v = variationIndex;
           const r = await runTiles({
-            session, rows: readRows, width: W, height: H, channels: 3, seed: target.seed, tile, overlap: m.tile.overlap,
+            session, rows: readRows, width: W, height: H, channels: 3, seed: target.seed, restore: o.restore ?? 0, tile, overlap: m.tile.overlap,
             sink, signal: req.signal, file: input, simulateOutOfMemory: req.simulateOutOfMemory,
             onTile: (done, total) => req.onTile?.(v * total + done, total * outPlan.outputs.length),
           });

@@ -97,6 +97,16 @@ test('identical work is skipped unless forced; variations give one output per se
   assert.deepEqual([r1?.params.seed, r2?.params.seed], [10, 11]);
   const raw = async (f: string) => (await sharp(f).raw().toBuffer()).toString('hex');
   assert.notEqual(await raw(v1), await raw(v2), 'different seeds give different pixels');
+
+  // The restore option is part of the identity of a result only when it is on: restore 0 is the
+  // same work as before the option existed, restore 1 is new work and is recorded.
+  const off = await service.waitJob((await service.batch({ inputs: [src], outputDir: out, options: { restore: 0 } })).id);
+  assert.equal(off.skipped, 1, 'restore 0 = the earlier plain result');
+  const on = await service.waitJob((await service.batch({ inputs: [src], outputDir: out, options: { restore: 1, naming: '{name}_r' } })).id);
+  assert.equal(on.done, 1);
+  assert.equal((await service.catalog.getResult(on.items[0].resultIds[0]))?.params.restore, 1);
+  const onAgain = await service.waitJob((await service.batch({ inputs: [src], outputDir: out, options: { restore: 1, naming: '{name}_r' } })).id);
+  assert.equal(onAgain.skipped, 1);
 });
 
 test('cancel stops the running photo between tiles and leaves no partial output', async () => {

@@ -119,6 +119,9 @@ test('usage and setup errors: exit code 2 with a clear message', async () => {
   const badOpt = await run(['enhance', BIN, '-o', path.join(tmp, 'o3'), '--scale', '3'], { home });
   assert.equal(badOpt.code, 2);
   assert.match(badOpt.stderr, /options\.scale" must be one of 1, 2, 4/);
+  const badRestore = await run(['enhance', BIN, '-o', path.join(tmp, 'o3'), '--restore', 'maybe'], { home });
+  assert.equal(badRestore.code, 2);
+  assert.match(badRestore.stderr, /--restore must be on, off or a number from 0 to 1, got "maybe"/);
   const unknown = await run(['frobnicate'], { home });
   assert.equal(unknown.code, 2);
   assert.match(unknown.stderr, /unknown command "frobnicate"/);

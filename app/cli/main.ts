@@ -40,6 +40,8 @@ Enhance options:
       --tile N            tile edge in input pixels (0 = automatic)
       --seed N            noise seed (default 0: same input, same output)
       --variations N      N outputs from seeds seed..seed+N-1
+      --restore on|off|R  also repair noise, JPEG artefacts and blur (on = 1; R from 0 to 1;
+                          default off); models without a restore input ignore it
   -r, --recursive         walk folders recursively (the folder structure is kept in OUT)
       --provider P        auto|cpu|cuda|dml|coreml
       --threads N         inference threads (0 = automatic)
@@ -76,6 +78,14 @@ function int(v: unknown, name: string): number | undefined {
   return n;
 }
 
+function restoreValue(v: string): number {
+  if (v === 'on') return 1;
+  if (v === 'off') return 0;
+  const n = Number(v);
+  if (v.trim() === '' || !(n >= 0 && n <= 1)) throw new UsageError(`--restore must be on, off or a number from 0 to 1, got "${v}"`);
+  return n;
+}
+
 async function openService(values: Values): Promise<DuoscaleService> {
   const s = await DuoscaleService.open({
     home: values.home as string | undefined,
@@ -106,6 +116,7 @@ async function cmdEnhance(argv: string[]): Promise<number> {
     output: { type: 'string', short: 'o' }, scale: { type: 'string', short: 's' }, width: { type: 'string' },
     model: { type: 'string', short: 'm' }, format: { type: 'string', short: 'f' }, quality: { type: 'string', short: 'q' },
     naming: { type: 'string' }, tile: { type: 'string' }, seed: { type: 'string' }, variations: { type: 'string' },
+    restore: { type: 'string' },
     recursive: { type: 'boolean', short: 'r' }, provider: { type: 'string' }, threads: { type: 'string' },
     force: { type: 'boolean' }, 'no-metadata': { type: 'boolean' },
   });
@@ -122,6 +133,7 @@ async function cmdEnhance(argv: string[]): Promise<number> {
   if (values.tile !== undefined) options.tile = int(values.tile, 'tile');
   if (values.seed !== undefined) options.seed = int(values.seed, 'seed');
   if (values.variations !== undefined) options.variations = int(values.variations, 'variations');
+  if (values.restore !== undefined) options.restore = restoreValue(values.restore as string);
   if (values.force) options.force = true;
   if (values['no-metadata']) options.keepMetadata = false;
 

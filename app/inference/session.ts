@@ -14,6 +14,8 @@ export interface ModelSession {
   readonly threads: number;
   readonly lrName: string;
   readonly noiseName: string | null;
+  /** The restore input's name (manifest "restore"), or null for a model without one. */
+  readonly restoreName: string | null;
   readonly outputName: string;
   readonly noiseChannels: number;
 }
@@ -43,13 +45,19 @@ async function create(model: LoadedModel, provider: Provider, threads: number): 
       const session = await ort.InferenceSession.create(model.onnxPath, sessionOptions(p, threads));
       const m = model.manifest;
       const lrName = session.inputNames.includes('lr') ? 'lr' : session.inputNames[0];
-      const noiseName = m.noise_shape.channels > 0 ? (session.inputNames.find((n) => n !== lrName) ?? null) : null;
+      const restoreName = m.restore?.input ?? null;
+      if (restoreName && !session.inputNames.includes(restoreName)) {
+        throw new DuoscaleError('E_MODEL_MANIFEST', `the manifest names a restore input "${restoreName}" that the ONNX graph does not have`, {
+          file: model.manifestPath, hint: 'Re-export the model, or remove "restore" from its manifest' });
+      }
+      const others = session.inputNames.filter((n) => n !== lrName && n !== restoreName);
+      const noiseName = m.noise_shape.channels > 0 ? (others.includes('noise') ? 'noise' : others[0] ?? null) : null;
       if (m.noise_shape.channels > 0 && !noiseName) {
         throw new DuoscaleError('E_MODEL_MANIFEST', 'the manifest describes a noise input but the ONNX graph has only one input', {
           file: model.manifestPath, hint: 'Re-export the model' });
       }
       const outputName = session.outputNames.includes(m.output.name) ? m.output.name : session.outputNames[0];
-      return { model, session, provider: p, threads, lrName, noiseName, outputName, noiseChannels: m.noise_shape.channels };
+      return { model, session, provider: p, threads, lrName, noiseName, restoreName, outputName, noiseChannels: m.noise_shape.channels };
     } catch (e) {
       if (e instanceof DuoscaleError) throw e;
       unavailable.add(p);

@@ -34,6 +34,8 @@ export interface ItemOptions {
   tile: number;
   seed: number;
   variations: number;
+  /** 0..1, absent = 0 (see EnhanceOptions.restore). */
+  restore?: number;
   keepMetadata: boolean;
   force: boolean;
   provider: Provider;
@@ -90,6 +92,7 @@ export function resolveItemOptions(o: EnhanceOptions | undefined, s: Settings, m
     tile: o.tile ?? s.tile,
     seed: o.seed ?? 0,
     variations: o.variations ?? 1,
+    ...(o.restore ? { restore: o.restore } : {}),
     keepMetadata: o.keepMetadata ?? s.keepMetadata,
     force: o.force ?? false,
     provider: s.provider,
@@ -105,6 +108,8 @@ export function outputParams(o: ItemOptions, seed: number): EnhanceOptions & { s
   };
   if (o.targetWidth !== undefined) p.targetWidth = o.targetWidth;
   if (o.variations > 1) p.variations = o.variations;
+  // Only when on: results made before the option existed (or with it at 0) stay identical work.
+  if (o.restore) p.restore = o.restore;
   return p;
 }
 

@@ -113,6 +113,7 @@ export class ModelRegistry {
       id: e.id, name: m.name, task: m.task, scale: m.scale, steps: m.steps, params: m.params,
       builtin: e.builtin, isDefault: e.id === defaultId, path: e.onnxPath, card, metrics: m.metrics,
       ...(m.experimental !== undefined ? { experimental: m.experimental } : {}),
+      ...(m.restore ? { restore: true } : {}),
     };
   }
 

@@ -70,6 +70,11 @@ export interface TestModelOptions {
    * statistics (instance/group norm) of real networks, which make tiles disagree at seams.
    */
   meanGain?: number;
+  /**
+   * Adds a third input `restore` [1] and restoreGain x restore to every output pixel: a stand-in
+   * for a restore-conditioned model (manifest "restore").
+   */
+  restoreGain?: number;
 }
 
 export function identityModelBytes(opts: TestModelOptions = {}): Buffer {
@@ -85,13 +90,18 @@ export function identityModelBytes(opts: TestModelOptions = {}): Buffer {
     node('Sub', ['tmean', 'half'], ['tcentred']),
     node('Mul', ['tcentred', 'mgain'], ['tshift']),
     node('Add', ['lr', 'nscaled'], ['shifted0']),
-    node('Add', ['shifted0', 'tshift'], ['shifted']),
+    node('Add', ['shifted0', 'tshift'], opts.restoreGain !== undefined ? ['shifted1'] : ['shifted']),
+    ...(opts.restoreGain !== undefined ? [
+      node('Mul', ['restore', 'rgain'], ['rshift']),
+      node('Add', ['shifted1', 'rshift'], ['shifted']),
+    ] : []),
     node('Resize', ['shifted', '', 'scales'], ['up'], resizeAttrs),
     node('Clip', ['up', 'lo', 'hi'], ['hr']),
   ];
   const inits = [
     f32('gain', [], [opts.noiseGain ?? 0]),
     f32('mgain', [], [opts.meanGain ?? 0]),
+    ...(opts.restoreGain !== undefined ? [f32('rgain', [], [opts.restoreGain])] : []),
     f32('half', [], [0.5]),
     f32('scales', [4], [1, 1, s, s]),
     f32('lo', [], [0]),
@@ -103,6 +113,7 @@ export function identityModelBytes(opts: TestModelOptions = {}): Buffer {
     ...inits.map((t) => vBytes(5, t)),
     vBytes(11, valueInfo('lr', [1, 3, 'H', 'W'])),
     vBytes(11, valueInfo('noise', [1, C, 'H', 'W'])),
+    ...(opts.restoreGain !== undefined ? [vBytes(11, valueInfo('restore', [1]))] : []),
     vBytes(12, valueInfo('hr', [1, 3, 'H4', 'W4'])),
   );
   const opset = msg(vBytes(1, ''), vInt(2, 13));
@@ -130,7 +141,8 @@ export function writeIdentityModel(dir: string, name = 'identity-x4', opts: Test
   const onnx = identityModelBytes(opts);
   const p = path.join(dir, `${name}.onnx`);
   fs.writeFileSync(p, onnx);
-  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(manifestFor(name, onnx, opts.manifest), null, 2));
+  const restore = opts.restoreGain !== undefined ? { restore: { input: 'restore', shape: ['1'], range: [0, 1] } } : {};
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify(manifestFor(name, onnx, { ...restore, ...opts.manifest }), null, 2));
   fs.writeFileSync(path.join(dir, `${name}.md`), `# ${name}\n\nReplicating x4 model written by the tests.\n`);
   return p;
 }
