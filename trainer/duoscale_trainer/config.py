@@ -96,6 +96,7 @@ class StudentConfig:
     restore_cond: bool = False        # condition the student on r = 1 for Real-ESRGAN rows, 0 for
                                       # bicubic-only rows (a zero-initialised embedding); the exported
                                       # graph then takes r as an input (trainer README "Restore input")
+    restore_gain: float = 1.0         # r is multiplied by this before its layer (new conditioned nets only)
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
     d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
     adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
@@ -344,7 +345,7 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
                "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "w_colour",
-               "restore_cond")
+               "restore_cond", "restore_gain")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -414,6 +415,8 @@ def validate(cfg: Config) -> None:
         v = getattr(s, key)
         if not 0 <= v <= 1:
             raise ValueError(f"config student.{key}={v}: must be in [0, 1]")
+    if not s.restore_gain > 0:
+        raise ValueError(f"config student.restore_gain={s.restore_gain}: must be positive")
     for key in ("w_detail", "w_colour", "w_anchor"):
         v = getattr(s, key)
         if not v >= 0:

@@ -304,3 +304,18 @@ def test_restore_input_starts_at_zero_and_takes_unconditioned_weights():
     assert unet_from_config(cond.config()).restore_cond
     with pytest.raises(RuntimeError, match="unexpected"):
         load_weights(nets.build_unet("tiny"), cond.state_dict())
+
+
+def test_restore_gain_scales_the_input_and_travels_with_the_config():
+    from duoscale_trainer.nets.unet import unet_from_config
+
+    torch.manual_seed(1)
+    a = nets.build_unet("tiny", restore_cond=True, restore_gain=10.0)
+    randomise_zero_init(a)
+    a.restore_embed.weight.data.normal_()
+    b = unet_from_config({**a.config(), "restore_gain": 1.0})
+    b.load_state_dict(a.state_dict())
+    x, c, t = torch.randn(1, 48, 8, 8), torch.randn(1, 3, 8, 8), torch.tensor([2])
+    with torch.no_grad():
+        assert torch.allclose(a(x, t, c, torch.ones(1)), b(x, t, c, torch.full((1,), 10.0)), atol=1e-5)
+    assert unet_from_config(a.config()).restore_gain == 10.0

@@ -138,7 +138,8 @@ class ResUNet(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, cond_ch: int = 3, model_channels: int = 64,
                  channel_mult: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 1,
                  attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
-                 head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False):
+                 head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False,
+                 restore_gain: float = 1.0):
         super().__init__()
         # residual_scale > 0 (S2D codec only; the value is the codec's scale): the net also sees
         # z_up = scale * PixelUnshuffle4(bicubic_up4(cond)) and predicts x0 = z_up + out, with the
@@ -162,7 +163,10 @@ class ResUNet(nn.Module):
         # restore_cond: a per-image scalar r in [0, 1] (0 = a clean downscale, 1 = a damaged photo:
         # noise, JPEG, blur) added to the time embedding. Zero-initialised, so a conditioned net
         # built from unconditioned weights starts as exactly that net at every r.
+        # restore_gain multiplies r before the layer: with Adam, a gain of k moves the embedding k
+        # times faster (a per-layer learning rate that travels with the weights).
         self.restore_cond = bool(restore_cond)
+        self.restore_gain = float(restore_gain)
         self.restore_embed = nn.Linear(1, emb_ch) if self.restore_cond else None
         if self.restore_embed is not None:
             nn.init.zeros_(self.restore_embed.weight)
@@ -211,7 +215,7 @@ class ResUNet(nn.Module):
                 "model_channels": self.model_channels, "channel_mult": list(self.channel_mult),
                 "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
                 "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale,
-                "restore_cond": self.restore_cond}
+                "restore_cond": self.restore_cond, "restore_gain": self.restore_gain}
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
@@ -222,7 +226,7 @@ class ResUNet(nn.Module):
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, restore: Tensor | None = None) -> Tensor:
         emb = self.time_embed(timestep_embedding(t.reshape(-1).expand(x.shape[0]), self.model_channels))
         if self.restore_embed is not None and restore is not None:
-            r = restore.to(emb.dtype).reshape(-1, 1).expand(x.shape[0], 1)
+            r = (restore.to(emb.dtype) * self.restore_gain).reshape(-1, 1).expand(x.shape[0], 1)
             emb = emb + self.restore_embed(r)
         h = torch.cat([x, cond], dim=1) if self.cond_ch else x
         z_up = None

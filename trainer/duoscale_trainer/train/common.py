@@ -677,7 +677,8 @@ def restore(ck: dict, models: dict[str, nn.Module], emas: dict[str, EMA],
     set_rng_state(ck.get("rng", {}))
 
 
-def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | None = None) -> nn.Module:
+def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | None = None,
+                   restore_gain: float = 1.0) -> nn.Module:
     """The `which` network of a checkpoint. restore_cond=True builds it with the restore input
     even when the checkpoint's net has none (the new embedding starts at zero)."""
     from ..nets.unet import load_weights, unet_from_config
@@ -687,8 +688,8 @@ def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | 
         raise TrainError(f"checkpoint of kind '{ck.get('kind')}' holds no '{which}' network "
                          f"(has {sorted(nets)})")
     net_cfg = dict(nets[which])
-    if restore_cond is not None:
-        net_cfg["restore_cond"] = bool(restore_cond) or bool(net_cfg.get("restore_cond"))
+    if restore_cond and not net_cfg.get("restore_cond"):     # a new restore input: the gain is ours
+        net_cfg["restore_cond"], net_cfg["restore_gain"] = True, float(restore_gain)
     net = unet_from_config(net_cfg)
     source = ck.get("ema", {}).get(which) if ema else None
     load_weights(net, source if source is not None else ck["models"][which])

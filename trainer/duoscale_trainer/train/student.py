@@ -168,7 +168,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         teacher = C.freeze(C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt))
         rc = bool(s.restore_cond)
-        student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc).to(dev, memory_format=fmt)   # init = teacher EMA
+        student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain).to(dev, memory_format=fmt)   # init = teacher EMA
         student.train()
         for p in student.parameters():
             p.requires_grad_(True)
@@ -181,7 +181,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             if not cfg.paths.init:
                 raise C.TrainError("student.w_anchor holds the clean-photo output to the --init student's; "
                                    "give --init CKPT (e.g. resources/models/duoscale-general-x4.ckpt.pt)")
-            anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc).to(dev, memory_format=fmt)
+            anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain).to(dev, memory_format=fmt)
             C.init_weights_from(anchor, cfg.paths.init, ("student", "teacher"))
             anchor = C.freeze(anchor)
         ds_kw = {}
