@@ -89,6 +89,7 @@ class StudentConfig:
                                       # method's x_T = z_y + kappa sqrt(eta_T) eps, 0 = deterministic
     w_detail: float = 0.0             # Real-ESRGAN rows only: L1 between the local luma-gradient energy
                                       # (8x8 cells) of the student's output and of the HR crop (MODELS.md)
+    detail_deblock: bool = False      # w_detail without reward for (and with a charge on) a 4-px grid
     w_colour: float = 0.0             # Real-ESRGAN rows only: L1 between per-channel crop means of the
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     w_anchor: float = 0.0             # bicubic-only rows: MSE to the output of the --init student (a frozen
@@ -344,7 +345,7 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_colour",
                "restore_cond", "restore_gain")
 
 
