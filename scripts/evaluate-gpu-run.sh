@@ -7,7 +7,7 @@
 #   bash scripts/evaluate-gpu-run.sh PHOTOS_DIR GPU_DIR CPU_RUNS_DIR [OUT_DIR] [eval flags...]
 #
 # GPU_DIR holds the slim checkpoints (teacher.slim.pt, student.slim.pt, default.slim.pt,
-# default-detail.slim.pt; parts split by the transfer limit are joined here). It also gets a
+# restore.slim.pt; parts split by the transfer limit are joined here). It also gets a
 # runs-style layout (GPU_DIR/runs/NAME/checkpoints/last.pt), which scripts/export-models.sh takes.
 # The GPU students are held to the GPU teacher (teacher-15 and teacher-15@0); cpu-default is the
 # shipped model, measured in the same run, and is also compared with that teacher.
@@ -27,7 +27,7 @@ for part in "$G"/*.slim.pt.part00; do            # train-gpu.sh splits files ove
   [ -e "$whole" ] || cat "$whole".part* > "$whole"
 done
 args=()
-for name in teacher student default default-detail; do
+for name in teacher student default restore; do
   f="$G/$name.slim.pt"
   if [ ! -f "$f" ]; then
     [ "$name" = teacher ] && { echo "error: $f is missing: the GPU run brought no teacher back" >&2; exit 2; }

@@ -4,7 +4,8 @@
 #   2. co-learned student (distill + D_H + D_L through the diffusion downsampler)  ~2.2 min
 #   3. the shipped default's recipe from the same teacher (docs/MODELS.md "From row 5 to the
 #      default": GT term x4, per-image PSNR weighting, half the rows noise-free, exported at
-#      noise strength 0), without and with the Real-ESRGAN-only detail term  ~2.0 min each
+#      noise strength 0), then that model given the restore input and taught to repair
+#      Real-ESRGAN-damaged photos when it is on  ~2.0 min each
 #   4. with ABLATIONS=1, the paper's Table IV ablation students from the same teacher, ~0.45 min
 #      each: distill only | distill + HR | distill + LR | all three with the conv downsampler
 #      (the CPU set has them; a 15-minute GPU loan does not fit both)
@@ -42,7 +43,7 @@ COMMON=(--preset gpu --data "$DATA" --degradation "$DEG" --workers "$WORKERS" --
 
 slim() {  # slim NAME: fp16 EMA weights of OUT/NAME into SLIM/NAME.slim.pt (split when > 15 MiB)
   local only=()
-  case "$1" in abl-*) only=(--only student) ;; student|default*) only=(--only student --only downsampler --only d_hr --only d_lr) ;; esac
+  case "$1" in abl-*) only=(--only student) ;; student|default*|restore) only=(--only student --only downsampler --only d_hr --only d_lr) ;; esac
   "$PY" scripts/slim-checkpoint.py "$OUT/$1/checkpoints/last.pt" "$SLIM/$1.slim.pt" --fp16 "${only[@]}" >&2
   local f="$SLIM/$1.slim.pt"
   # A lent GPU returns files of at most 16 MiB: split larger ones (cat them back together).
@@ -69,9 +70,13 @@ stage student student "${COMMON[@]}" --out "$OUT/student" --teacher "$T" --minut
 DEFAULT_RECIPE=(--set student.w_denoise=4 --set student.w_distill=0.5 --set student.denoise_weighting=psnr
                 --set student.zero_noise_share=0.5 --set student.inference_noise=0)
 stage default student "${COMMON[@]}" --out "$OUT/default" --teacher "$T" --minutes "$DEFAULT_MIN" "${DEFAULT_RECIPE[@]}"
-# the same with the detail term on the Real-ESRGAN rows (on the CPU it cost clean photos 0.6 dB)
-stage default-detail student "${COMMON[@]}" --out "$OUT/default-detail" --teacher "$T" --minutes "$DEFAULT_MIN" \
-  "${DEFAULT_RECIPE[@]}" --set student.w_detail="${W_DETAIL:-3}"
+# the default taught to repair damaged photos on request (docs/MODELS.md, restore input): the restore
+# input, 70 % Real-ESRGAN pairs, the grid-proof detail term on them, the anchor on the clean ones
+[ -f "$OUT/default/checkpoints/last.pt" ] &&
+stage restore student "${COMMON[@]}" --out "$OUT/restore" --teacher "$T" --minutes "$DEFAULT_MIN" \
+  --init "$OUT/default/checkpoints/last.pt" --set data.bicubic_share=0.3 --set student.restore_cond=true \
+  --set student.restore_gain=20 --set student.w_anchor=30 --set student.w_colour=0.02 \
+  --set student.w_detail="${W_DETAIL:-10}" --set student.detail_deblock=true
 [ "${ABLATIONS:-0}" = 1 ] || { ls -la "$SLIM" >&2; exit 0; }
 stage abl-distill student "${COMMON[@]}" --out "$OUT/abl-distill" --teacher "$T" --minutes "$ABLATION_MIN" --no-hr-adv --no-lr-adv
 stage abl-hr student "${COMMON[@]}" --out "$OUT/abl-hr" --teacher "$T" --minutes "$ABLATION_MIN" --no-lr-adv
