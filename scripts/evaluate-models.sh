@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Evaluates the shipped models and the Table IV ablation; writes docs/eval/ (eval.json, eval.md,
 # grid-bicubic.png, grid-realesrgan.png: input, lanczos, teacher-15 at noise strength 1 and 0, the
-# default at 0 and 1, row 5, ground truth) and docs/eval-faces/.
+# shipped restore model, the previous default at 0 and 1, row 5, ground truth) and docs/eval-faces/.
 #
 #   bash scripts/evaluate-models.sh PHOTOS_DIR RUNS_DIR
 #
@@ -22,8 +22,12 @@ ck() { echo "$R/$1/checkpoints/last.pt"; }
 # default@1: the same weights at full prior noise; teacher-15@0: the teacher's chain without prior
 # noise, the row a strength-0 student is held to for "within 0.5 dB of its teacher"; student and abl-*: Table IV rows 5 and 1-4 with the
 # paper's loss weights; gt, psnr, pixel, det-all: the steps and controls between row 5 and default.
+# restore: the shipped general model, with its restore input set as a user who ticks "repair" for
+# damaged photos only would (1 under (b), 0 under (a)); restore-off: never ticked.
 python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$ROOT/docs/eval" --crop 256 --seed 1234 \
   --teacher "$(ck teacher)" --teacher-at 0 \
+  --student "restore=$(ck restore)" \
+  --student "restore-off=$(ck restore)" --restore restore-off=0 \
   --student "default=$(ck default)" \
   --student "default@1=$(ck default)" --noise-strength default@1=1 \
   --student "student=$(ck student)" \
@@ -36,7 +40,7 @@ python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$ROOT/docs/eval" --c
   --student "psnr@0=$(ck psnr)" --noise-strength psnr@0=0 \
   --student "pixel=$(ck pixel)" \
   --student "det-all=$(ck det-all)" \
-  --grid-methods "lanczos,teacher-15,teacher-15@0,default,default@1,student" --runtime-repeats 7 "$@"
+  --grid-methods "lanczos,teacher-15,teacher-15@0,restore,default,default@1,student" --runtime-repeats 7 "$@"
 # Row 5 of the ablation (all three, diffusion G) is "student" (same budget as rows 1-4).
 python3 -m duoscale_trainer eval --val "$PHOTOS/faces/val" --out "$ROOT/docs/eval-faces" --crop 256 --seed 1234 \
-  --teacher "$(ck teacher)" --student "general=$(ck default)" --student "face=$(ck face)" --no-runtime "$@"
+  --teacher "$(ck teacher)" --student "general=$(ck restore)" --student "face=$(ck face)" --no-runtime "$@"

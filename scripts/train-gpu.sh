@@ -71,12 +71,13 @@ DEFAULT_RECIPE=(--set student.w_denoise=4 --set student.w_distill=0.5 --set stud
                 --set student.zero_noise_share=0.5 --set student.inference_noise=0)
 stage default student "${COMMON[@]}" --out "$OUT/default" --teacher "$T" --minutes "$DEFAULT_MIN" "${DEFAULT_RECIPE[@]}"
 # the default taught to repair damaged photos on request (docs/MODELS.md, restore input): the restore
-# input, 70 % Real-ESRGAN pairs, the grid-proof detail term on them, the anchor on the clean ones
+# input, 70 % Real-ESRGAN pairs, the anchor on the clean ones; the CPU set ships this recipe
+# (W_DETAIL=10 adds the grid-proof detail term: sharper on the CPU, with blocky texture)
 [ -f "$OUT/default/checkpoints/last.pt" ] &&
 stage restore student "${COMMON[@]}" --out "$OUT/restore" --teacher "$T" --minutes "$DEFAULT_MIN" \
   --init "$OUT/default/checkpoints/last.pt" --set data.bicubic_share=0.3 --set student.restore_cond=true \
   --set student.restore_gain=20 --set student.w_anchor=30 --set student.w_colour=0.02 \
-  --set student.w_detail="${W_DETAIL:-10}" --set student.detail_deblock=true
+  --set student.w_detail="${W_DETAIL:-0}" --set student.detail_deblock=true
 [ "${ABLATIONS:-0}" = 1 ] || { ls -la "$SLIM" >&2; exit 0; }
 stage abl-distill student "${COMMON[@]}" --out "$OUT/abl-distill" --teacher "$T" --minutes "$ABLATION_MIN" --no-hr-adv --no-lr-adv
 stage abl-hr student "${COMMON[@]}" --out "$OUT/abl-hr" --teacher "$T" --minutes "$ABLATION_MIN" --no-lr-adv
