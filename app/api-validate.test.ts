@@ -23,7 +23,7 @@ const VALID: Record<ApiMethod, unknown> = {
   modelRemove: { id: 'my-model' },
   modelSetDefault: { id: 'my-model' },
   settingsGet: undefined,
-  settingsSet: { provider: 'cpu', threads: 2, tile: 0, format: 'webp', quality: 80, naming: '{name}-{model}', keepMetadata: true, outputDir: '/tmp/out', defaultModel: 'tiny-x4' },
+  settingsSet: { provider: 'cpu', threads: 2, tile: 0, format: 'webp', quality: 80, naming: '{name}-{model}', keepMetadata: true, repair: true, outputDir: '/tmp/out', defaultModel: 'tiny-x4' },
   trainingStart: { command: 'finetune', dataDir: '/tmp/faces', minutes: 0.5, preset: 'test', name: 'my-faces', extraArgs: ['--seed', '3'] },
   trainingStop: { id: 'finetune-20240101-000000-ab12' },
   trainingList: undefined,

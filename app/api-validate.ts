@@ -207,7 +207,7 @@ function enhanceOptions(c: Checker, value: unknown, field: string): EnhanceOptio
   return out;
 }
 
-const SETTINGS_KEYS = ['provider', 'threads', 'tile', 'format', 'quality', 'naming', 'keepMetadata', 'outputDir', 'defaultModel'] as const;
+const SETTINGS_KEYS = ['provider', 'threads', 'tile', 'format', 'quality', 'naming', 'keepMetadata', 'repair', 'outputDir', 'defaultModel'] as const;
 
 export function validateSettingsPatch(value: unknown, method = 'settingsSet'): Partial<Settings> {
   const c = new Checker(method);
@@ -220,6 +220,7 @@ export function validateSettingsPatch(value: unknown, method = 'settingsSet'): P
   if (o.quality !== undefined) out.quality = c.int(o.quality, 'quality', 1, 100);
   if (o.naming !== undefined) out.naming = checkNaming(c, o.naming, 'naming');
   if (o.keepMetadata !== undefined) out.keepMetadata = c.bool(o.keepMetadata, 'keepMetadata');
+  if (o.repair !== undefined) out.repair = c.bool(o.repair, 'repair');
   // '' means "next to the photos' own output choice": the UI asks each time.
   if (o.outputDir !== undefined) out.outputDir = o.outputDir === '' ? '' : c.absPath(o.outputDir, 'outputDir');
   if (o.defaultModel !== undefined) out.defaultModel = o.defaultModel === '' ? '' : c.id(o.defaultModel, 'defaultModel');

@@ -138,6 +138,8 @@ export interface Settings {
   quality: number;
   naming: string;
   keepMetadata: boolean;
+  /** Repair noise, JPEG artefacts and blur unless a job says otherwise (EnhanceOptions.restore = 1). */
+  repair: boolean;
   outputDir: string;
   defaultModel: ModelId;
 }

@@ -107,6 +107,17 @@ test('identical work is skipped unless forced; variations give one output per se
   assert.equal((await service.catalog.getResult(on.items[0].resultIds[0]))?.params.restore, 1);
   const onAgain = await service.waitJob((await service.batch({ inputs: [src], outputDir: out, options: { restore: 1, naming: '{name}_r' } })).id);
   assert.equal(onAgain.skipped, 1);
+  // The "repair by default" setting stands in for a job that does not say; a job that says 0 wins.
+  await service.settingsSet({ repair: true });
+  try {
+    const byDefault = await service.waitJob((await service.batch({ inputs: [src], outputDir: out, options: { naming: '{name}_r' } })).id);
+    assert.equal(byDefault.skipped, 1, 'the same work as restore 1');
+    const saysNo = await service.waitJob((await service.batch({ inputs: [src], outputDir: out, options: { restore: 0 } })).id);
+    assert.equal(saysNo.skipped, 1, 'restore 0 is the plain result');
+    assert.equal((await service.catalog.getResult(saysNo.items[0].resultIds[0]))?.params.restore, undefined);
+  } finally {
+    await service.settingsSet({ repair: false });
+  }
 });
 
 test('cancel stops the running photo between tiles and leaves no partial output', async () => {

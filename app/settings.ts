@@ -16,6 +16,7 @@ export function defaultSettings(): Settings {
     quality: 92,
     naming: '{name}_x{scale}_{model}',
     keepMetadata: true,
+    repair: false, // clean photos are the common case; repairing one costs fidelity
     outputDir: path.join(os.homedir(), 'Pictures', 'Duoscale'),
     defaultModel: '', // '' = the first shipped model whose task is "general"
   };

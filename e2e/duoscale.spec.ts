@@ -234,6 +234,8 @@ test('models, settings and training views: list the model, change settings and k
   await app.go('settings');
   await page.getByTestId('set-format').selectOption('png');
   await page.getByTestId('set-output').fill(path.join(work, 'elsewhere'));
+  await expect(page.getByTestId('set-repair')).not.toBeChecked();
+  await page.getByTestId('set-repair').check();
   await page.getByTestId('save-settings').click();
   await expect(page.getByTestId('toast-success')).toContainText('Settings saved');
   await app.screenshot('settings');
@@ -241,6 +243,7 @@ test('models, settings and training views: list the model, change settings and k
   await app.go('settings');
   await expect(page.getByTestId('set-format')).toHaveValue('png');
   await expect(page.getByTestId('set-output')).toHaveValue(path.join(work, 'elsewhere'));
+  await expect(page.getByTestId('set-repair')).toBeChecked();
 
   await page.keyboard.press('t');
   await expect(page.getByTestId('view-training')).toBeVisible();

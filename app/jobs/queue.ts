@@ -92,7 +92,7 @@ export function resolveItemOptions(o: EnhanceOptions | undefined, s: Settings, m
     tile: o.tile ?? s.tile,
     seed: o.seed ?? 0,
     variations: o.variations ?? 1,
-    ...(o.restore ? { restore: o.restore } : {}),
+    ...((o.restore ?? (s.repair ? 1 : 0)) ? { restore: o.restore ?? 1 } : {}),
     keepMetadata: o.keepMetadata ?? s.keepMetadata,
     force: o.force ?? false,
     provider: s.provider,

@@ -27,7 +27,7 @@ export async function createFakeService(dir: string) {
   const jobs = new Map<string, JobSummary>();
   let settings: Settings = {
     provider: 'auto', threads: 0, tile: 0, format: 'same', quality: 92, naming: '{name}_x{scale}_{model}',
-    keepMetadata: true, outputDir: path.join(dir, 'out'), defaultModel: 'duoscale-general-x4',
+    keepMetadata: true, repair: false, outputDir: path.join(dir, 'out'), defaultModel: 'duoscale-general-x4',
   };
   const models: ModelInfo[] = [
     { id: 'duoscale-general-x4', name: 'Duoscale General ×4', task: 'general', scale: 4, steps: 1, params: 4_812_345, builtin: true, isDefault: true,
