@@ -257,7 +257,7 @@ export async function enhanceFile(req: EnhanceRequest): Promise<EnhanceResult> {
           };
           const v = variationIndex;
           const r = await runTiles({
-            session, rows: readRows, width: W, height: H, channels: 3, seed: target.seed, restore: o.restore ?? 0, tile, overlap: m.tile.overlap,
+            session, rows: readRows, width: W, height: H, channels: 3, seed: target.seed, restore: o.restore, tile, overlap: m.tile.overlap,
             sink, signal: req.signal, file: input, simulateOutOfMemory: req.simulateOutOfMemory,
             onTile: (done, total) => req.onTile?.(v * total + done, total * outPlan.outputs.length),
           });

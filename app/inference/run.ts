@@ -90,12 +90,12 @@ function zeroNoise(n: number, buf?: Float32Array): Float32Array {
 }
 
 /** One tile through the model: planar [3,padH,padW] in, planar [3,s*padH,s*padW] out. */
-export async function runTile(ms: ModelSession, lr: Float32Array, tile: Tile, seed: number, bufs?: TileBuffers, restore = 0): Promise<Float32Array> {
+export async function runTile(ms: ModelSession, lr: Float32Array, tile: Tile, seed: number, bufs?: TileBuffers, restore?: number): Promise<Float32Array> {
   const feeds: Record<string, ort.Tensor> = {
     [ms.lrName]: new ort.Tensor('float32', lr, [1, 3, tile.padH, tile.padW]),
   };
   // One value for the whole photo, so every tile is repaired alike and no seam can appear.
-  if (ms.restoreName) feeds[ms.restoreName] = new ort.Tensor('float32', Float32Array.of(restore), [1]);
+  if (ms.restoreName) feeds[ms.restoreName] = new ort.Tensor('float32', Float32Array.of(restore ?? 0), [1]);
   if (ms.noiseName) {
     // A deterministic model (noise_strength 0) multiplies its noise by zero: feed zeros, skip the draw.
     const noise = ms.model.manifest.noise_strength === 0
@@ -155,7 +155,7 @@ async function runOnce(req: RunTilesRequest, p: TilePlan): Promise<void> {
         throw e;
       }
       const lr = extractTile(src, req.width, req.height, req.channels, tile, r0, bufs.lr);
-      const hr = await runTile(req.session, lr, tile, req.seed, bufs, req.restore ?? 0);
+      const hr = await runTile(req.session, lr, tile, req.seed, bufs, req.restore);
       accumulateTile(band, bandY0, outW, hr, tile, s, wxs[c], wys[r]);
       done++;
       req.onTile?.(done, p.tiles.length);

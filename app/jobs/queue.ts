@@ -82,6 +82,7 @@ interface Runtime {
 
 export function resolveItemOptions(o: EnhanceOptions | undefined, s: Settings, modelId: string): ItemOptions {
   o = o ?? {};
+  const restore = o.restore ?? (s.repair ? 1 : 0);
   return {
     model: modelId,
     scale: o.scale ?? 4,
@@ -92,7 +93,7 @@ export function resolveItemOptions(o: EnhanceOptions | undefined, s: Settings, m
     tile: o.tile ?? s.tile,
     seed: o.seed ?? 0,
     variations: o.variations ?? 1,
-    ...((o.restore ?? (s.repair ? 1 : 0)) ? { restore: o.restore ?? 1 } : {}),
+    ...(restore ? { restore } : {}),
     keepMetadata: o.keepMetadata ?? s.keepMetadata,
     force: o.force ?? false,
     provider: s.provider,

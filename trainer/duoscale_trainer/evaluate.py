@@ -155,12 +155,7 @@ def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = 
                latent_channels=pipe.latent_channels, run=_pad_run(fn, pipe.pad_multiple))
     m.info["weights"] = "ema"
     m.info["noise_strength"] = strength
-    if pipe.restore_cond:
-        m.restore = _restore_mode(name, restore or "truth")
-        m.info["restore"] = m.restore
-    elif restore is not None:
-        raise EvalError(f"{name}: --restore needs a restore-conditioned student (student.restore_cond); "
-                        f"{path} has no restore input")
+    _set_restore(m, pipe.restore_cond, restore)
     m._pipeline = pipe  # noqa: SLF001 - kept for the runtime export
     return m
 
@@ -179,6 +174,16 @@ def _restore_mode(name: str, mode: str) -> str | float:
     if not 0 <= v <= 1:
         raise EvalError(f"--restore {name}={mode}: write a number in [0, 1] or one of {', '.join(RESTORE_MODES)}")
     return v
+
+
+def _set_restore(m: Method, has_input: bool, restore: str | None) -> None:
+    """--restore for one method: its mode (default "truth") when the model has the input."""
+    if has_input:
+        m.restore = _restore_mode(m.name, restore or "truth")
+        m.info["restore"] = m.restore
+    elif restore is not None:
+        raise EvalError(f"{m.name}: --restore needs a model with a restore input (student.restore_cond); "
+                        f"{m.source} has none")
 
 
 def method_from_onnx(name: str, path: str, kind: str = "student", restore: str | None = None) -> Method:
@@ -216,11 +221,7 @@ def method_from_onnx(name: str, path: str, kind: str = "student", restore: str |
     m = Method(name=name, kind=kind, source=str(p), steps=steps, pad_multiple=pm, latent_channels=c,
                run=_pad_run(fn, pm), onnx_path=str(p))
     m.info["noise_strength"] = float(manifest.get("noise_strength", 1.0))
-    if has_restore:
-        m.restore = _restore_mode(name, restore or "truth")
-        m.info["restore"] = m.restore
-    elif restore is not None:
-        raise EvalError(f"{name}: --restore needs a model with a restore input; {p} has none")
+    _set_restore(m, has_restore, restore)
     return m
 
 

@@ -108,15 +108,15 @@ def block_spectrum(y: Tensor, period: int = BLOCK) -> tuple[Tensor, Tensor]:
     return cleaned, amp
 
 
-def gradient_energy(img: Tensor, cell: int = DETAIL_CELL, deblock: bool = False) -> Tensor:
+def gradient_energy(img: Tensor, cell: int = DETAIL_CELL) -> Tensor:
     """B x 1 x h x w map of the mean luma gradient magnitude (0-1 luma scale) over cell x cell areas.
 
     Central differences on the interior, as ``metrics.gradient_magnitude`` scores sharpness; a tiny
-    floor under the square root keeps its gradient finite on flat areas. deblock: measured without
-    the image's period-4 component (``block_spectrum``), so a block grid earns nothing."""
-    y = luma01(img)
-    if deblock:
-        y = block_spectrum(y)[0]
+    floor under the square root keeps its gradient finite on flat areas."""
+    return _luma_gradient_energy(luma01(img), cell)
+
+
+def _luma_gradient_energy(y: Tensor, cell: int = DETAIL_CELL) -> Tensor:
     gx = (y[..., 1:-1, 2:] - y[..., 1:-1, :-2]) * 0.5
     gy = (y[..., 2:, 1:-1] - y[..., :-2, 1:-1]) * 0.5
     mag = torch.sqrt(gx.square() + gy.square() + 1e-8)
@@ -139,10 +139,12 @@ def detail_loss(out: Tensor, hr: Tensor, mask: Tensor, deblock: bool = False) ->
     deblock: the energy is measured without the period-4 component, and any period-4 amplitude
     the output has beyond the HR crop's is charged on top. Without it the model met the term with a
     4-px grid (the codec's block; MODELS.md, restore runs)."""
-    per = (gradient_energy(out, deblock=deblock) - gradient_energy(hr, deblock=deblock)).abs().flatten(1).mean(dim=1)
+    y_out, y_hr = luma01(out), luma01(hr)
+    if deblock:        # one transform per image gives both the cleaned luma and the grid amplitude
+        (y_out, amp_out), (y_hr, amp_hr) = block_spectrum(y_out), block_spectrum(y_hr)
+    per = (_luma_gradient_energy(y_out) - _luma_gradient_energy(y_hr)).abs().flatten(1).mean(dim=1)
     if deblock:
-        extra = F.relu(block_spectrum(luma01(out))[1] - block_spectrum(luma01(hr))[1])
-        per = per + extra.sum(dim=1)
+        per = per + F.relu(amp_out - amp_hr).sum(dim=1)
     return _masked_mean(per, mask)
 
 
