@@ -92,6 +92,8 @@ class StudentConfig:
     detail_deblock: bool = False      # w_detail without reward for (and with a charge on) a 4-px grid
     w_colour: float = 0.0             # Real-ESRGAN rows only: L1 between per-channel crop means of the
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
+    colour_cell: int = 0              # w_colour's area: 0 = the whole crop, N = N x N HR-pixel cells
+                                      # (a multiple of 4), so a local shift cannot hide behind the crop mean
     w_anchor: float = 0.0             # bicubic-only rows: MSE to the output of the --init student (a frozen
                                       # copy), so terms aimed at damaged photos do not move clean ones
     restore_cond: bool = False        # condition the student on r = 1 for Real-ESRGAN rows, 0 for
@@ -346,7 +348,7 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
                "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_colour",
-               "restore_cond", "restore_gain")
+               "colour_cell", "restore_cond", "restore_gain")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -418,6 +420,12 @@ def validate(cfg: Config) -> None:
             raise ValueError(f"config student.{key}={v}: must be in [0, 1]")
     if not s.restore_gain > 0:
         raise ValueError(f"config student.restore_gain={s.restore_gain}: must be positive")
+    if s.colour_cell < 0 or s.colour_cell % 4:
+        raise ValueError(f"config student.colour_cell={s.colour_cell}: must be 0 (the whole crop) or a "
+                         f"positive multiple of 4 (HR pixels)")
+    if s.colour_cell and cfg.data.hr_size % s.colour_cell:
+        raise ValueError(f"config student.colour_cell={s.colour_cell} does not divide data.hr_size="
+                         f"{cfg.data.hr_size}")
     for key in ("w_detail", "w_colour", "w_anchor"):
         v = getattr(s, key)
         if not v >= 0:

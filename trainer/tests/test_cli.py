@@ -67,6 +67,8 @@ def test_minutes_flag_and_learned_codec_flag(tmp_path):
     (["--set", "student.gan_loss=wgan"], "gan_loss"),
     (["--hr-size", 30], "hr_size"),
     (["--codec", "learned"], "--codec-ckpt"),
+    (["--set", "student.colour_cell=6"], "colour_cell"),
+    (["--set", "student.colour_cell=24"], "does not divide data.hr_size=32"),
 ])
 def test_bad_config_is_an_error_event(argv, needle, tmp_path):
     rc, text = run_raw(["teacher", "--preset", "test", "--data", tmp_path, "--out", tmp_path / "r", *argv])

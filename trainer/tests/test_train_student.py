@@ -272,6 +272,24 @@ def test_detail_and_colour_terms_measure_what_they_say():
     assert colour_loss(shifted, hr, torch.zeros(2)).item() == 0
 
 
+def test_colour_cells_charge_local_shifts_that_cancel_over_the_crop():
+    """student.colour_cell: +3 levels on the left half and -3 on the right leave the crop mean
+    unchanged (the whole-crop term sees nothing) but every 16 px cell is 3 levels off on red."""
+    from duoscale_trainer.train.student import colour_loss
+
+    g = torch.Generator().manual_seed(2)
+    hr = torch.rand((2, 3, 32, 32), generator=g) * 1.8 - 0.9
+    out = hr.clone()
+    out[:, 0, :, :16] += 3 / 127.5
+    out[:, 0, :, 16:] -= 3 / 127.5
+    m = torch.ones(2)
+    assert colour_loss(out, hr, m).item() < 1e-4
+    assert colour_loss(out, hr, m, cell=16).item() == pytest.approx(1.0, rel=1e-4)
+    assert colour_loss(out, hr, m, cell=32).item() < 1e-4      # one cell is the whole crop
+    with pytest.raises(ValueError, match="does not divide"):
+        colour_loss(out, hr, m, cell=12)
+
+
 def test_deblocked_detail_term_gives_a_4px_grid_nothing_and_charges_for_it():
     """student.detail_deblock: a grid drawn every 4 px (the codec's block) lowers the plain detail
     term (it adds gradient energy to a blurred crop) but raises the deblocked one; real detail
