@@ -174,6 +174,40 @@ describe('tiled inference (fixture model tiny-x4)', () => {
     await assert.rejects(reg.load('id-bad'), (e: DuoscaleError) => /^[^:]*id-bad\.json: the model manifest is refused: "noise_strength" must be a number from 0 to 1/.test(e.message));
   });
 
+  it('a model with repair noise (manifest restore.noise_strength) gets zeros at restore 0 and seeded, tile-consistent noise once repair is on', async () => {
+    const dir = tmpDir();
+    // restoreGain 0: the restore input itself changes nothing, so any difference is the fed noise.
+    writeIdentityModel(dir, 'id-repair', { noiseGain: 0.05, restoreGain: 0,
+      manifest: { noise_strength: 0, restore: { input: 'restore', shape: ['1'], range: [0, 1], noise_strength: 0.75 } } });
+    writeIdentityModel(dir, 'id-repair-bad', { noiseGain: 0.05, restoreGain: 0,
+      manifest: { noise_strength: 0, restore: { input: 'restore', range: [0, 1], noise_strength: 1.5 } } });
+    const reg = new ModelRegistry(dir, path.join(dir, 'u'));
+    const ids = await getSession(await reg.load('id-repair'), 'cpu', 1);
+    const w = 40, h = 24;
+    const px = photoPixels(w, h, 7);
+    const go = async (seed: number, restore: number, tile = 32) => {
+      const sink = new Collect(w * 4, h * 4);
+      await runTiles({ session: ids, pixels: px, width: w, height: h, channels: 3, seed, restore, tile, overlap: 8, sink });
+      return sink.img;
+    };
+    const moved = (img: Float32Array) => {
+      let n = 0;
+      for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (Math.abs(img[((y * 4) * w * 4 + x * 4) * 3] - px[(y * w + x) * 3] / 255) > 1e-3) n++;
+      return n;
+    };
+    const off1 = await go(1, 0);
+    assert.deepEqual(off1, await go(2, 0), 'repair off: the seed does not matter');
+    assert.equal(moved(off1), 0, 'repair off: the exact upscale');
+    const on1 = await go(1, 1);
+    assert.ok(moved(on1) > (w * h) / 2, `repair on: ${moved(on1)} pixels moved by the noise`);
+    assert.notDeepEqual(on1, await go(2, 1), 'repair on: another seed, another draw');
+    const whole = await go(1, 1, 128);
+    let max = 0;
+    for (let i = 0; i < whole.length; i++) max = Math.max(max, Math.abs(whole[i] - on1[i]));
+    assert.ok(max < 1e-5, `repair on: tiled and whole agree, max |diff| ${max}`);
+    await assert.rejects(reg.load('id-repair-bad'), (e: DuoscaleError) => /id-repair-bad\.json: the model manifest is refused: "restore" must be/.test(e.message));
+  });
+
   it('for a per-pixel model (identity x4 + seeded noise) tiled and whole outputs are equal to float precision', async () => {
     const dir = tmpDir();
     writeIdentityModel(dir, 'id-noise', { noiseGain: 0.05 });

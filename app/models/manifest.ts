@@ -29,8 +29,10 @@ export interface ManifestFormat1 {
    * A restore-conditioned model takes a third graph input, one float32 in [0, 1] for the whole
    * image: 0 = the photo is a clean downscale (keep fidelity), 1 = it is damaged (noise, JPEG,
    * blur) and the model should repair it. Absent: the graph has no such input.
+   * noise_strength: prior-noise strength the graph adds per unit of restore (repair draws texture
+   * from the noise input). Absent or 0: at noise_strength 0 the output never depends on the noise.
    */
-  restore?: { input: string; shape?: string[]; range: [number, number]; meaning?: string };
+  restore?: { input: string; shape?: string[]; range: [number, number]; meaning?: string; noise_strength?: number };
   output: { name: string; shape: string[] };
   pad_multiple: number;
   tile: { size: number; overlap: number };
@@ -65,8 +67,10 @@ const CHECKS: [string, Check][] = [
   ['noise_shape.width', (m) => (!isObj(m.noise_shape) || m.noise_shape.channels === 0 || m.noise_shape.width === 'W' ? null : 'only "W" (same size as the lr input) is supported')],
   ['noise_strength', (m) => (m.noise_strength === undefined || (typeof m.noise_strength === 'number' && m.noise_strength >= 0 && m.noise_strength <= 1) ? null : 'must be a number from 0 to 1 when present')],
   ['restore', (m) => (m.restore === undefined || (isObj(m.restore) && typeof m.restore.input === 'string' && m.restore.input.length > 0
-    && Array.isArray(m.restore.range) && m.restore.range[0] === 0 && m.restore.range[1] === 1)
-    ? null : 'must be {input: NAME, range: [0, 1]} when present')],
+    && Array.isArray(m.restore.range) && m.restore.range[0] === 0 && m.restore.range[1] === 1
+    && (m.restore.noise_strength === undefined || (typeof m.restore.noise_strength === 'number'
+      && m.restore.noise_strength >= 0 && m.restore.noise_strength <= 1)))
+    ? null : 'must be {input: NAME, range: [0, 1], noise_strength?: 0 to 1} when present')],
   ['output', (m) => (isObj(m.output) && typeof m.output.name === 'string' && m.output.name.length > 0 ? null : 'must give the output tensor name')],
   ['pad_multiple', (m) => (isInt(m.pad_multiple, 1) && m.pad_multiple <= 256 ? null : 'must be an integer from 1 to 256')],
   ['tile', (m) => (isObj(m.tile) && isInt(m.tile.size, 8) && isInt(m.tile.overlap, 0) && m.tile.overlap * 4 <= m.tile.size ? null : 'must be {size >= 8, overlap >= 0 with overlap <= size/4} in LR pixels')],

@@ -125,8 +125,8 @@ def _pad_run(fn, pm: int):
 
 def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = False,
                            seed: int = 0, noise_strength: float | None = None,
-                           restore: str | None = None) -> Method:
-    from .export import SRPipeline, checkpoint_noise_strength
+                           restore: str | None = None, repair_noise: float = 0.0) -> Method:
+    from .export import ExportError, SRPipeline, checkpoint_noise_strength
     from .train.common import load_for_inference
 
     if not Path(path).is_file():
@@ -134,7 +134,11 @@ def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = 
     net, codec, schedule, cfg = load_for_inference(path, which=which, ema=True)
     steps = 1 if which == "student" else int(schedule.T)
     strength = checkpoint_noise_strength(cfg, which, noise_strength)
-    pipe = SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength).eval()
+    try:
+        pipe = SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength,
+                          repair_noise=repair_noise).eval()
+    except ExportError as e:         # repair noise without a restore input, or too much of it
+        raise EvalError(f"{name}: {e}") from e
     kind = which
     if stochastic:
         from .codec import upsample4
@@ -155,6 +159,8 @@ def method_from_checkpoint(name: str, path: str, which: str, stochastic: bool = 
                latent_channels=pipe.latent_channels, run=_pad_run(fn, pipe.pad_multiple))
     m.info["weights"] = "ema"
     m.info["noise_strength"] = strength
+    if repair_noise:
+        m.info["repair_noise"] = repair_noise
     _set_restore(m, pipe.restore_cond, restore)
     m._pipeline = pipe  # noqa: SLF001 - kept for the runtime export
     return m
@@ -221,21 +227,25 @@ def method_from_onnx(name: str, path: str, kind: str = "student", restore: str |
     m = Method(name=name, kind=kind, source=str(p), steps=steps, pad_multiple=pm, latent_channels=c,
                run=_pad_run(fn, pm), onnx_path=str(p))
     m.info["noise_strength"] = float(manifest.get("noise_strength", 1.0))
+    if (manifest.get("restore") or {}).get("noise_strength"):
+        m.info["repair_noise"] = float(manifest["restore"]["noise_strength"])
     _set_restore(m, has_restore, restore)
     return m
 
 
 def build_method(name: str, path: str, which: str, stochastic: bool = False, seed: int = 0,
-                 noise_strength: float | None = None, restore: str | None = None) -> Method:
+                 noise_strength: float | None = None, restore: str | None = None,
+                 repair_noise: float | None = None) -> Method:
     if str(path).endswith(".onnx"):
         if stochastic:
             raise EvalError(f"{name}: the stochastic teacher needs a checkpoint, not an ONNX file")
-        if noise_strength is not None:
-            raise EvalError(f"{name}: an ONNX model has its noise strength built in; "
-                            "--noise-strength applies to checkpoints only")
+        if noise_strength is not None or repair_noise is not None:
+            raise EvalError(f"{name}: an ONNX model has its noise strengths built in; "
+                            "--noise-strength and --repair-noise apply to checkpoints only")
         return method_from_onnx(name, path, kind=which, restore=restore)
     return method_from_checkpoint(name, path, which, stochastic=stochastic, seed=seed,
-                                  noise_strength=noise_strength, restore=restore)
+                                  noise_strength=noise_strength, restore=restore,
+                                  repair_noise=repair_noise or 0.0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,7 +520,7 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
              log: Callable[[str], None] | None = None,
              noise_strengths: dict[str, float] | None = None,
              grid_methods: list[str] | None = None, teacher_strengths: list[float] | None = None,
-             restores: dict[str, str] | None = None) -> dict:
+             restores: dict[str, str] | None = None, repair_noises: dict[str, float] | None = None) -> dict:
     """Run the whole evaluation and write eval.json, eval.md and grid-<degradation>.png."""
     log = log or (lambda s: None)
     t_start = time.time()
@@ -560,9 +570,13 @@ def evaluate(val: str, out_dir: str, teacher: str | None = None, students: list[
     unknown = sorted(set(restores) - set(names))
     if unknown:
         raise EvalError(f"--restore names {unknown} match no --student (have {names})")
+    repair_noises = dict(repair_noises or {})
+    unknown = sorted(set(repair_noises) - set(names))
+    if unknown:
+        raise EvalError(f"--repair-noise names {unknown} match no --student (have {names})")
     for name, path in students:
         methods.append(build_method(name, path, "student", noise_strength=noise_strengths.get(name),
-                                    restore=restores.get(name)))
+                                    restore=restores.get(name), repair_noise=repair_noises.get(name)))
     if teacher_strengths and not teacher_src:
         raise EvalError("--teacher-at needs a teacher (--teacher, or a student checkpoint that holds one)")
     log(f"methods: {[m.name for m in methods]}")
@@ -640,16 +654,20 @@ def _parse_student(s: str) -> tuple[str, str]:
     return "", s
 
 
-def _parse_strength(s: str) -> tuple[str, float]:
+def _parse_strength(s: str, flag: str = "--noise-strength") -> tuple[str, float]:
     name, sep, val = s.rpartition("=")
     try:
         v = float(val)
     except ValueError:
         v = -1.0
     if not sep or not name or not 0 <= v <= 1:
-        raise argparse.ArgumentTypeError(f"--noise-strength {s!r}: write NAME=S with S in [0, 1] "
+        raise argparse.ArgumentTypeError(f"{flag} {s!r}: write NAME=S with S in [0, 1] "
                                          "(NAME as given to --student)")
     return name, v
+
+
+def _parse_repair_noise(s: str) -> tuple[str, float]:
+    return _parse_strength(s, "--repair-noise")
 
 
 def _parse_restore(s: str) -> tuple[str, str]:
@@ -686,6 +704,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="restore input of a restore-conditioned student NAME: truth (default: 1 under "
                         "realesrgan, 0 under bicubic, as a user who says which photos are damaged) or a "
                         "fixed number in [0, 1]; name a checkpoint twice to score two modes")
+    p.add_argument("--repair-noise", action="append", type=_parse_repair_noise, default=[], metavar="NAME=S",
+                   help="restore-conditioned student checkpoint NAME: add prior-noise strength S per unit of "
+                        "its restore input, as `export --repair-noise S` builds into the graph")
     p.add_argument("--teacher-at", action="append", type=_parse_teacher_strength, default=[], metavar="S",
                    help="also score the teacher's 15-step chain at prior-noise strength S in [0, 1], as "
                         "teacher-15@S; a student run at strength S is then held to that row for 'within "
@@ -729,7 +750,8 @@ def run(args: argparse.Namespace) -> int:
                           grid_rows=args.grid_rows, grid_crop=args.grid_crop, batch=args.batch,
                           log=logger.info, noise_strengths=dict(args.noise_strength),
                           grid_methods=[g.strip() for g in (args.grid_methods or "").split(",") if g.strip()],
-                          teacher_strengths=list(args.teacher_at), restores=dict(args.restore))
+                          teacher_strengths=list(args.teacher_at), restores=dict(args.restore),
+                          repair_noises=dict(args.repair_noise))
     except (EvalError, FileNotFoundError, ValueError) as e:
         protocol.emit("error", message=str(e), command="eval")
         return 1

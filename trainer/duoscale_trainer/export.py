@@ -88,7 +88,7 @@ class SRPipeline(nn.Module):
     """
 
     def __init__(self, net: nn.Module, codec: nn.Module, schedule, steps: int = 1,
-                 noise_strength: float = 1.0):
+                 noise_strength: float = 1.0, repair_noise: float = 0.0):
         super().__init__()
         self.net = net
         self.codec = codec
@@ -107,6 +107,15 @@ class SRPipeline(nn.Module):
         self.noise_scale = kappa * math.sqrt(etas[-1]) * self.noise_strength
         # a restore-conditioned net (student.restore_cond) takes r in [0, 1] as a third graph input
         self.restore_cond = bool(getattr(net, "restore_cond", False))
+        # repair noise: the prior-noise strength grows by repair_noise * r, so a clean photo (r = 0)
+        # runs at noise_strength and a damaged one (r = 1) at noise_strength + repair_noise
+        if repair_noise and not self.restore_cond:
+            raise ExportError("repair noise needs a model with a restore input (student.restore_cond)")
+        if not 0 <= repair_noise <= 1 - self.noise_strength + 1e-9:
+            raise ExportError(f"repair noise must be in [0, 1 - noise strength] = [0, {1 - self.noise_strength:g}], "
+                              f"got {repair_noise}")
+        self.repair_noise = float(repair_noise)
+        self.repair_noise_scale = kappa * math.sqrt(etas[-1]) * self.repair_noise
 
     @property
     def latent_channels(self) -> int:
@@ -127,9 +136,12 @@ class SRPipeline(nn.Module):
         """restore: shape [1] (one value for the batch) or [B]; None = 0 (a clean downscale)."""
         y = lr * 2.0 - 1.0
         z_y = self.codec.encode(upsample4(y))
-        x = z_y + self.noise_scale * noise
         if self.restore_cond and restore is None:
             restore = torch.zeros(1, dtype=lr.dtype, device=lr.device)
+        if self.repair_noise:
+            x = z_y + (self.noise_scale + self.repair_noise_scale * restore.reshape(-1, 1, 1, 1)) * noise
+        else:
+            x = z_y + self.noise_scale * noise
         if self.steps == 1:
             x0 = self._denoise(x, self.T - 1, y, restore)
         else:
@@ -258,7 +270,10 @@ def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, pr
                    "noise": {"shape": ["1", str(c), "H", "W"], "distribution": "standard_normal"}},
         **({"restore": {"input": "restore", "shape": ["1"], "range": [0, 1],
                         "meaning": "0 = a clean downscale (fidelity), 1 = a damaged photo (noise, JPEG, "
-                                   "blur): repair it"}} if pipeline.restore_cond else {}),
+                                   "blur): repair it",
+                        # prior-noise strength added per unit of r inside the graph: > 0 means the
+                        # output depends on the noise input (and the seed) whenever r > 0
+                        "noise_strength": pipeline.repair_noise}} if pipeline.restore_cond else {}),
         "noise_shape": {"channels": c, "height": "H", "width": "W"},
         # how strongly the graph scales the noise input (already applied inside it): 1 = the
         # method's prior, 0 = deterministic (the noise input is then ignored)
@@ -303,6 +318,9 @@ def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float)
         + " |",
         f"| experimental | {'yes' if manifest['experimental'] else 'no'} |",
         f"| restore input | {'yes: `restore` [1], 0 = clean downscale, 1 = damaged photo' if 'restore' in manifest else 'no'} |",
+        *([f"| repair noise (prior-noise strength added at restore 1) | "
+           f"{manifest['restore']['noise_strength']:g} (repaired output depends on the seed) |"]
+          if manifest.get("restore", {}).get("noise_strength") else []),
         "",
         "## Training",
         "",
@@ -429,10 +447,11 @@ def checkpoint_noise_strength(config: dict | None, which: str = "student",
 
 
 def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = True,
-                  noise_strength: float | None = None) -> tuple[SRPipeline, dict]:
+                  noise_strength: float | None = None, repair_noise: float = 0.0) -> tuple[SRPipeline, dict]:
     """SRPipeline (1 step for a student, the T-step chain for a teacher) + the checkpoint's config.
 
-    noise_strength: None = the checkpoint's own (checkpoint_noise_strength)."""
+    noise_strength: None = the checkpoint's own (checkpoint_noise_strength). repair_noise: the
+    strength added per unit of the restore input (SRPipeline)."""
     from .train.common import load_for_inference
 
     if which not in ("student", "teacher"):
@@ -443,7 +462,8 @@ def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = T
     net, codec, schedule, config = load_for_inference(str(ckpt), which=which, ema=ema)
     steps = 1 if which == "student" else int(schedule.T)
     strength = checkpoint_noise_strength(config, which, noise_strength)
-    return SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength).eval(), config
+    return SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength,
+                      repair_noise=repair_noise).eval(), config
 
 
 def training_info(ckpt: str | os.PathLike) -> dict:
@@ -478,9 +498,11 @@ def export(ckpt: str | os.PathLike, out_dir: str | os.PathLike, name: str, which
            fp16: bool = False, task: str = "general", tile_size: int = 128, tile_overlap: int = 16,
            metrics: dict | None = None, experimental: bool = False, license: str | None = None,
            data: str | None = None, hardware: str | None = None, description: str = "",
-           ema: bool = True, opset: int = DEFAULT_OPSET, noise_strength: float | None = None) -> dict:
+           ema: bool = True, opset: int = DEFAULT_OPSET, noise_strength: float | None = None,
+           repair_noise: float = 0.0) -> dict:
     """Checkpoint -> NAME.onnx + NAME.json + NAME.md in out_dir (see module docstring)."""
-    pipeline, _config = load_pipeline(ckpt, which=which, ema=ema, noise_strength=noise_strength)
+    pipeline, _config = load_pipeline(ckpt, which=which, ema=ema, noise_strength=noise_strength,
+                                      repair_noise=repair_noise)
     info = training_info(ckpt)
     if data:
         info["data"] = data
@@ -554,6 +576,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--noise-strength", type=float, metavar="S",
                    help="scale of the prior noise inside the graph, 0..1 (default: the checkpoint's "
                         "student.inference_noise, 1 for older checkpoints and teachers)")
+    p.add_argument("--repair-noise", type=float, default=0.0, metavar="S",
+                   help="restore-conditioned students: prior-noise strength added per unit of the restore "
+                        "input, so clean photos keep --noise-strength and repaired ones draw texture "
+                        "(default 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -567,7 +593,8 @@ def run(args: argparse.Namespace) -> int:
                           task=args.task, tile_size=args.tile, tile_overlap=args.overlap,
                           metrics=metrics, experimental=args.experimental, license=args.license,
                           data=args.data_desc, hardware=args.hardware, description=args.description,
-                          ema=not args.no_ema, opset=args.opset, noise_strength=args.noise_strength)
+                          ema=not args.no_ema, opset=args.opset, noise_strength=args.noise_strength,
+                          repair_noise=args.repair_noise)
     except (ExportError, FileNotFoundError, ValueError, RuntimeError) as e:
         protocol.emit("error", message=str(e), command="export")
         return 1

@@ -225,3 +225,28 @@ def test_restore_input_follows_the_degradation_or_a_fixed_value(tmp_path):
     with pytest.raises(V.EvalError, match="number in"):
         V.evaluate(str(val), str(tmp_path / "o3"), students=[("t", str(ck))], restores={"t": "maybe"},
                    crop=32, runtime=False, grid_rows=0)
+
+
+def test_repair_noise_moves_repaired_crops_only(tmp_path):
+    """--repair-noise NAME=S scores a checkpoint as `export --repair-noise S` would build it: under
+    bicubic (restore 0 by truth) it matches the plain row exactly, under realesrgan (restore 1) it
+    differs; an ONNX file or a plain student refuses the flag."""
+    val = tmp_path / "val"
+    val.mkdir()
+    rng = np.random.default_rng(6)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
+    ck = make_checkpoint(tmp_path / "r.pt", restore=True)
+    kw = dict(crop=32, runtime=False, grid_rows=0)
+    r = V.evaluate(str(val), str(tmp_path / "o"), students=[("a", str(ck)), ("n", str(ck))],
+                   noise_strengths={"a": 0.0, "n": 0.0}, repair_noises={"n": 1.0}, **kw)
+    assert r["methods"]["n"]["repair_noise"] == 1.0
+    ps = {(d, m): [x["psnr_y"] for x in r["per_image"][d][m]] for d in r["per_image"] for m in ("a", "n")}
+    assert ps["bicubic", "a"] == ps["bicubic", "n"] and ps["realesrgan", "a"] != ps["realesrgan", "n"]
+    with pytest.raises(V.EvalError, match="restore input"):
+        V.evaluate(str(val), str(tmp_path / "o2"), students=[("p", str(make_checkpoint(tmp_path / "p.pt")))],
+                   repair_noises={"p": 0.5}, **kw)
+    E.export(ck, tmp_path / "m", "s-x4")
+    with pytest.raises(V.EvalError, match="checkpoints only"):
+        V.evaluate(str(val), str(tmp_path / "o3"), students=[("x", str(tmp_path / "m" / "s-x4.onnx"))],
+                   repair_noises={"x": 0.5}, **kw)

@@ -244,3 +244,38 @@ def test_restore_conditioned_student_exports_a_third_input(tmp_path):
     plain = make_checkpoint(tmp_path / "plain.pt")
     rc, _ = run_raw(["export", str(plain), "--out", str(tmp_path / "m"), "--name", "p-x4"])
     assert rc == 0 and "restore" not in json.loads((tmp_path / "m" / "p-x4.json").read_text())
+
+
+def test_repair_noise_draws_on_the_noise_only_when_restore_is_on(tmp_path):
+    """export --noise-strength 0 --repair-noise S: the graph scales its prior noise by S * restore,
+    so at restore 0 the noise input changes nothing (clean photos stay deterministic) and at
+    restore 1 it does; the manifest's restore block and the card say so. Repair noise without a
+    restore input, or beyond 1 - noise strength, is refused with the reason."""
+    from trainhelpers import run_raw
+
+    ck = make_checkpoint(tmp_path / "last.pt", restore=True)
+    rc, _ = run_raw(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "n-x4",
+                     "--noise-strength", "0", "--repair-noise", "0.75"])
+    assert rc == 0
+    man = json.loads((tmp_path / "m" / "n-x4.json").read_text())
+    assert man["noise_strength"] == 0 and man["restore"]["noise_strength"] == 0.75
+    assert "repair noise" in (tmp_path / "m" / "n-x4.md").read_text()
+    sess = ort.InferenceSession(str(tmp_path / "m" / "n-x4.onnx"), providers=["CPUExecutionProvider"])
+    g = np.random.default_rng(3)
+    lr = g.random((1, 3, 16, 24), dtype=np.float32)
+    n1, n2 = (g.standard_normal((1, 48, 16, 24)).astype(np.float32) for _ in range(2))
+
+    def run(noise, r):
+        return sess.run(["hr"], {"lr": lr, "noise": noise, "restore": np.full(1, r, np.float32)})[0]
+    assert np.abs(run(n1, 0.0) - run(n2, 0.0)).max() < 1e-6
+    assert np.abs(run(n1, 1.0) - run(n2, 1.0)).max() > 1e-3
+    assert np.abs(run(n1, 0.5) - run(n2, 0.5)).max() < np.abs(run(n1, 1.0) - run(n2, 1.0)).max()
+    # a plain (unconditioned) export keeps noise_strength 0 and no repair noise in its block
+    rc, _ = run_raw(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "z-x4", "--noise-strength", "0"])
+    assert rc == 0 and json.loads((tmp_path / "m" / "z-x4.json").read_text())["restore"]["noise_strength"] == 0
+    plain = make_checkpoint(tmp_path / "plain.pt")
+    rc, text = run_raw(["export", str(plain), "--out", str(tmp_path / "m"), "--name", "p-x4", "--repair-noise", "0.5"])
+    assert rc == 1 and "restore input" in text
+    rc, text = run_raw(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "q-x4",
+                        "--noise-strength", "0.5", "--repair-noise", "0.75"])
+    assert rc == 1 and "repair noise must be in" in text
