@@ -9,8 +9,10 @@
 # GPU_DIR holds the slim checkpoints (teacher.slim.pt, student.slim.pt, default.slim.pt,
 # restore.slim.pt; parts split by the transfer limit are joined here). It also gets a
 # runs-style layout (GPU_DIR/runs/NAME/checkpoints/last.pt), which scripts/export-models.sh takes.
-# The GPU students are held to the GPU teacher (teacher-15 and teacher-15@0); cpu-default is the
-# shipped model, measured in the same run, and is also compared with that teacher.
+# The GPU students are held to the GPU teacher (teacher-15 and teacher-15@0); cpu-restore is the
+# shipped general model (CPU run `restore`), measured in the same run, and is also compared with
+# that teacher. The GPU restore model is scored twice: as trained (prior noise 0) and with repair
+# noise 0.75 (`export --repair-noise 0.75` would ship that graph; docs/MODELS.md).
 set -euo pipefail
 PHOTOS=${1:?PHOTOS_DIR}
 G=$(cd "${2:?GPU_DIR}" && pwd)
@@ -37,11 +39,14 @@ for name in teacher student default restore; do
   mkdir -p "$G/runs/$name/checkpoints"
   ln -sf "$f" "$G/runs/$name/checkpoints/last.pt"
   [ "$name" = teacher ] || args+=(--student "gpu-$name=$f")
+  if [ "$name" = restore ]; then
+    args+=(--student "gpu-restore-n75=$f" --repair-noise gpu-restore-n75=0.75)
+  fi
 done
 cd trainer
 python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$OUT" --crop 256 --seed 1234 \
   --teacher "$G/teacher.slim.pt" --teacher-at 0 "${args[@]}" \
-  --student "cpu-default=$CPU/default/checkpoints/last.pt" --runtime-repeats 7 "$@" > "$OUT.log" 2>&1 ||
+  --student "cpu-restore=$CPU/restore/checkpoints/last.pt" --runtime-repeats 7 "$@" > "$OUT.log" 2>&1 ||
   { tail -n 20 "$OUT.log" >&2; echo "error: eval failed; the whole log is $OUT.log" >&2; exit 1; }
 python3 - "$OUT/eval.json" <<'EOF'
 import json, sys
