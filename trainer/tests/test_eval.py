@@ -116,14 +116,15 @@ def test_acceptance_spreads_the_bicubic_gain_over_the_crops():
     assert "crops_above_bicubic" not in acceptance(summary, None)["s"]
 
 
-def noise_folder_and_checkpoint(tmp_path, seed):
-    """Two 36x36 random-noise photos in tmp_path/val and a tiny student checkpoint."""
+def noise_folder_and_checkpoint(tmp_path, seed, restore=False):
+    """Two 36x36 random-noise photos in tmp_path/val and a tiny student checkpoint (with the restore
+    input when restore=True)."""
     val = tmp_path / "val"
     val.mkdir()
     rng = np.random.default_rng(seed)
     for i in range(2):
         Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
-    return val, make_checkpoint(tmp_path / "last.pt")
+    return val, make_checkpoint(tmp_path / "last.pt", restore=restore)
 
 
 def test_one_checkpoint_scored_at_two_noise_strengths(tmp_path):
@@ -205,12 +206,7 @@ def test_restore_input_follows_the_degradation_or_a_fixed_value(tmp_path):
     """--restore NAME=MODE on a restore-conditioned student: "truth" (the default) feeds 1 under
     realesrgan and 0 under bicubic, so it scores like the fixed-1 row on the one and the fixed-0
     row on the other; --restore on a plain student is an error."""
-    val = tmp_path / "val"
-    val.mkdir()
-    rng = np.random.default_rng(5)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
-    ck = make_checkpoint(tmp_path / "r.pt", restore=True)
+    val, ck = noise_folder_and_checkpoint(tmp_path, 5, restore=True)
     r = V.evaluate(str(val), str(tmp_path / "o"), students=[("t", str(ck)), ("off", str(ck)), ("on", str(ck))],
                    restores={"off": "0", "on": "1"}, crop=32, runtime=False, grid_rows=0)
     assert r["methods"]["t"]["restore"] == "truth" and r["methods"]["on"]["restore"] == 1.0
@@ -231,12 +227,7 @@ def test_repair_noise_moves_repaired_crops_only(tmp_path):
     """--repair-noise NAME=S scores a checkpoint as `export --repair-noise S` would build it: under
     bicubic (restore 0 by truth) it matches the plain row exactly, under realesrgan (restore 1) it
     differs; an ONNX file or a plain student refuses the flag."""
-    val = tmp_path / "val"
-    val.mkdir()
-    rng = np.random.default_rng(6)
-    for i in range(2):
-        Image.fromarray(rng.integers(0, 256, (36, 36, 3), dtype=np.uint8)).save(val / f"q{i}.png")
-    ck = make_checkpoint(tmp_path / "r.pt", restore=True)
+    val, ck = noise_folder_and_checkpoint(tmp_path, 6, restore=True)
     kw = dict(crop=32, runtime=False, grid_rows=0)
     r = V.evaluate(str(val), str(tmp_path / "o"), students=[("a", str(ck)), ("n", str(ck))],
                    noise_strengths={"a": 0.0, "n": 0.0}, repair_noises={"n": 1.0}, **kw)
