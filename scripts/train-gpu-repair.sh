@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Fine-tunes the shipped general model's repair mode on one CUDA GPU: several variants of the
+# `restore` recipe side by side on the same card, each from the shipped checkpoint and held to the
+# shipped teacher, on 256 px crops (the CPU runs trained on 64 px). Clean photos (r = 0) stay
+# anchored to the shipped model; what moves is repair mode (r = 1), where issue 5's (b) targets
+# are missed on the CPU (docs/MODELS.md "Next steps").
+#
+#   bash scripts/train-gpu-repair.sh DATA_DIR OUT_DIR [SLIM_DIR]
+#
+# DATA_DIR: training photos; we send 278 random 512x512 crops of the train split
+#   (`python3 scripts/make-gpu-crops.py PHOTOS/train DIR --per-photo 2`, 24 MB), the trainer takes
+#   random 256x256 crops of them and degrades them on the GPU.
+# Environment:
+#   TEACHER, INIT  the teacher and the start checkpoint (default: the shipped ones; fp16 copies made
+#                  with scripts/slim-checkpoint.py load the same and travel in half the bytes)
+#   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
+#   VARIANTS       which of the variants below to run (default: all four)
+#   EXTRA          more trainer flags for every variant (a CPU smoke run uses it)
+# The discriminators and the downsampler keep the CPU sizes (small, tiny/32), so a variant's slim
+# checkpoint (student, downsampler, both discriminators; fp16 EMA weights, about 14.7 MB) has the
+# layout of the shipped one and fits the 16 MiB a lent GPU returns per file.
+set -uo pipefail
+DATA=${1:?DATA_DIR}
+OUT=${2:?OUT_DIR}
+SLIM=${3:-$OUT}
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PYTHONPATH="$ROOT/trainer${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+PY=${PYTHON:-python3}
+TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
+INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
+MINUTES=${MINUTES:-6.5}
+VARIANTS=${VARIANTS:-"r-base r-adv3 r-adv10 r-detail"}
+NV=$(wc -w <<< "$VARIANTS")
+WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
+[ "$WORKERS" -ge 1 ] || WORKERS=1
+mkdir -p "$OUT" "$SLIM"
+
+# the shipped restore recipe (docs/MODELS.md run `restore`), spelled out although --init carries it
+COMMON=(student --preset gpu --data "$DATA" --teacher "$TEACHER" --init "$INIT" --degradation mixed
+        --workers "$WORKERS" --seed 3 --minutes "$MINUTES"
+        --set model.disc_preset=small --set model.downsampler_preset=tiny --set model.downsampler_channels=32
+        --set data.bicubic_share=0.3 --set data.device_degradation=true --set optim.ema_decay=0.998
+        --set student.restore_cond=true --set student.restore_gain=20 --set student.w_anchor=30
+        --set student.w_colour=0.02 --set student.w_denoise=4 --set student.w_distill=0.5
+        --set student.denoise_weighting=psnr --set student.zero_noise_share=0.5
+        --set student.inference_noise=0)
+
+flags() {  # what each variant changes
+  case "$1" in
+    r-base)   ;;                                           # the recipe alone, on 256 px crops
+    r-adv3)   echo --set student.w_hr_adv=0.3 ;;           # 3x the HR discriminator's pull
+    r-adv10)  echo --set student.w_hr_adv=1.0 ;;           # 10x
+    r-detail) echo --set student.w_detail=10 --set student.detail_deblock=true ;;   # grid-proof detail term
+    *) echo "unknown variant $1" >&2; return 1 ;;
+  esac
+}
+
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader >&2 || true
+echo "== $(date +%T) variants: $VARIANTS ($MINUTES min each, $WORKERS loader workers each)" >&2
+pids=()
+for v in $VARIANTS; do
+  f=$(flags "$v") || exit 2
+  # shellcheck disable=SC2086  # $f is a list of flags
+  "$PY" -m duoscale_trainer "${COMMON[@]}" --out "$OUT/$v" $f ${EXTRA:-} > "$SLIM/$v.jsonl" 2> "$SLIM/$v.log" &
+  pids+=($!)
+done
+rc=0
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" || { rc=1; echo "!! a variant failed (pid ${pids[$i]}); see its log" >&2; }
+done
+nvidia-smi --query-gpu=memory.used --format=csv,noheader >&2 || true
+for v in $VARIANTS; do
+  ck="$OUT/$v/checkpoints/last.pt"
+  if [ -f "$ck" ]; then
+    "$PY" scripts/slim-checkpoint.py "$ck" "$SLIM/$v.slim.pt" --fp16 \
+      --only student --only downsampler --only d_hr --only d_lr >&2
+  else
+    echo "!! $v: no checkpoint; the end of its log:" >&2; tail -n 8 "$SLIM/$v.log" >&2
+  fi
+  tail -n 1 "$SLIM/$v.jsonl" >&2
+done
+# one archive for the logs: a lent GPU returns at most 8 files
+tar -czf "$SLIM/logs.tar.gz" -C "$SLIM" $(cd "$SLIM" && ls ./*.jsonl ./*.log 2>/dev/null) && rm -f "$SLIM"/*.jsonl "$SLIM"/*.log
+ls -la "$SLIM" >&2
+exit $rc
