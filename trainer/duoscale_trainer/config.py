@@ -107,6 +107,9 @@ class StudentConfig:
     r1_every: int = 16
     diffaugment: bool = True
     noise_prime_std: float = 2.0      # eps' ~ N(0, kappa^2 I) for G (ML.md 7.6)
+    init_gan: bool = True             # --init also loads the downsampler and both discriminators where
+                                      # the checkpoint has them in this run's shapes (a fresh D that
+                                      # has not learned yet only adds noise to a short fine-tune)
     sinsr_extra: bool = False         # SinSR inverse + GT-consistency terms (ML.md 2.2)
     w_inverse: float = 1.0
     w_gt: float = 1.0

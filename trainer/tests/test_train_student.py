@@ -401,3 +401,47 @@ def test_restore_cond_from_a_plain_init_learns_a_per_row_input_and_is_kept_by_a_
     assert rc == 0, events[-1]
     assert json.loads((tune / "config.json").read_text())["student"]["restore_cond"] is True
     assert load_checkpoint(tune / "checkpoints" / "last.pt")["nets"]["student"]["restore_cond"]
+
+
+def test_init_loads_the_downsampler_and_discriminators_where_their_shapes_match(photos, teacher_ckpt, tmp_path):
+    """student --init also takes the checkpoint's downsampler and both discriminators (a fine-tune
+    keeps a D that has learned what real photos look like), says so in `started`, starts them
+    fresh when their shapes differ or student.init_gan is off, and a slim student-only
+    checkpoint still starts a fine-tune."""
+    from duoscale_trainer.train.common import load_checkpoint
+
+    first = tmp_path / "first"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", first, "--steps", 6,
+                          "--teacher", teacher_ckpt, "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    src = first / "checkpoints" / "last.pt"
+    trained = load_checkpoint(src)["models"]
+    frozen = ["--set", "student.d_start_frac=1.0", "--set", "student.adv_start_frac=1.0",
+              "--set", "run.sample_every=100"]      # D never steps: what it holds is what it loaded
+
+    def tune(name, *flags):
+        rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / name,
+                              "--steps", 2, "--teacher", teacher_ckpt, "--init", src, *frozen, *flags])
+        assert rc == 0, events[-1]
+        started = next(e for e in events if e["event"] == "started")
+        return started.get("init_gan"), load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")["models"]
+
+    info, models = tune("keep")
+    assert info == {"downsampler": "loaded", "d_hr": "loaded", "d_lr": "loaded"}
+    for net in ("d_hr", "d_lr"):
+        assert all(torch.equal(trained[net][k], v) for k, v in models[net].items()), net
+    info, models = tune("fresh", "--set", "student.init_gan=false")
+    assert info is None
+    assert any(not torch.equal(trained["d_hr"][k], v) for k, v in models["d_hr"].items())
+    info, _ = tune("other", "--set", "model.disc_preset=small")
+    assert info == {"downsampler": "loaded", "d_hr": "other shapes", "d_lr": "other shapes"}
+    slim = tmp_path / "slim.pt"
+    ck = load_checkpoint(src)
+    ck["models"] = {"student": ck["models"]["student"]}
+    ck["ema"] = {"student": ck["ema"]["student"]}
+    torch.save(ck, slim)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "slim", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--init", slim, *frozen])
+    assert rc == 0, events[-1]
+    assert next(e for e in events if e["event"] == "started")["init_gan"] == {
+        "downsampler": "absent", "d_hr": "absent", "d_lr": "absent"}

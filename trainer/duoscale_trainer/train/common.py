@@ -976,6 +976,30 @@ def init_weights_from(net: nn.Module, path: str, names: tuple[str, ...]) -> str:
     raise TrainError(f"--init {path}: no {' or '.join(names)} weights in this checkpoint")
 
 
+def init_optional_from(nets: dict[str, nn.Module], path: str) -> dict[str, str]:
+    """--init for the networks a fine-tune can do without (the downsampler, the discriminators):
+    copy each one's weights (EMA preferred) when the checkpoint has it in this run's shapes.
+
+    Returns {name: "loaded" | "absent" | "other shapes"}; a network not loaded keeps its fresh
+    initialisation, so a checkpoint from another preset (or a slim one without them) still starts
+    a fine-tune."""
+    ck = load_checkpoint(path)
+    result = {}
+    for name, net in nets.items():
+        sd = ck.get("ema", {}).get(name) or ck["models"].get(name)
+        if sd is None:
+            result[name] = "absent"
+            continue
+        target = unwrap(net)
+        own = target.state_dict()
+        if set(own) != set(sd) or any(own[k].shape != sd[k].shape for k in own):
+            result[name] = "other shapes"
+            continue
+        target.load_state_dict(sd)
+        result[name] = "loaded"
+    return result
+
+
 def write_config(ctx: RunContext) -> None:
     if ctx.is_main:
         atomic_write_text(ctx.path("config.json"), ctx.cfg.to_json() + "\n")

@@ -240,6 +240,12 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         D_H = build_discriminator("hr", cfg.model.disc_preset).to(dev, memory_format=fmt)
         D_L = build_discriminator("lr", cfg.model.disc_preset).to(dev, memory_format=fmt)
 
+        init_gan = {}
+        if cfg.paths.init and resume is None and s.init_gan:
+            init_gan = C.init_optional_from({"downsampler": G, "d_hr": D_H, "d_lr": D_L}, cfg.paths.init)
+            log.info("--init %s: downsampler %s, d_hr %s, d_lr %s (a network not loaded starts fresh)",
+                     cfg.paths.init, init_gan["downsampler"], init_gan["d_hr"], init_gan["d_lr"])
+
         ema = C.EMA(student, cfg.optim.ema_decay)
         o = cfg.optim
         opt_s = C.make_optimizer(student.parameters(), o.lr, o.betas, o.weight_decay, cfg, dev)
@@ -267,6 +273,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         started_extra = {"params": count_params(student),
                          "losses_on": {k: getattr(s, k) for k in
                                        ("distill", "denoise", "hr_adv", "lr_adv", "sinsr_extra")}}
+        if init_gan:
+            started_extra["init_gan"] = init_gan
         if s.cache_targets > 0 and (s.distill or s.sinsr_extra):
             C.emit_started(ctx, plan, start, started_extra)
             cache = build_target_cache(ctx, dataset, codec, teacher, diffusion)
