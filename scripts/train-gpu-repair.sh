@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Fine-tunes the shipped general model's repair mode on one CUDA GPU: several variants of the
-# `restore` recipe side by side on the same card, each from the shipped checkpoint and held to the
-# shipped teacher, on 256 px crops (the CPU runs trained on 64 px). Clean photos (r = 0) stay
-# anchored to the shipped model; what moves is repair mode (r = 1), where issue 5's (b) targets
-# are missed on the CPU (docs/MODELS.md "Next steps").
+# Fine-tunes the shipped general model's repair mode on one CUDA GPU: variants of the `restore`
+# recipe side by side on the same card, each from the shipped checkpoint (student, downsampler and
+# both discriminators: `--init` loads all four) and held to the shipped teacher, on 256 px crops
+# (the CPU runs trained on 64 px). Clean photos (r = 0) stay anchored to the shipped model; what
+# moves is repair mode (r = 1), where issue 5's (b) targets are missed (docs/MODELS.md).
 #
 #   bash scripts/train-gpu-repair.sh DATA_DIR OUT_DIR [SLIM_DIR]
 #
@@ -11,14 +11,23 @@
 #   (`python3 scripts/make-gpu-crops.py PHOTOS/train DIR --per-photo 2`, 24 MB), the trainer takes
 #   random 256x256 crops of them and degrades them on the GPU.
 # Environment:
-#   TEACHER, INIT  the teacher and the start checkpoint (default: the shipped ones; fp16 copies made
-#                  with scripts/slim-checkpoint.py load the same and travel in half the bytes)
+#   TEACHER, INIT  the teacher and the start checkpoint (default: the shipped ones). fp16 copies load
+#                  the same and travel in fewer bytes: `scripts/slim-checkpoint.py CKPT OUT --fp16`
+#                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
+#                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: all four)
+#   VARIANTS       which of the variants below to run (default: r-base r-adv10)
 #   EXTRA          more trainer flags for every variant (a CPU smoke run uses it)
-# The discriminators and the downsampler keep the CPU sizes (small, tiny/32), so a variant's slim
-# checkpoint (student, downsampler, both discriminators; fp16 EMA weights, about 14.7 MB) has the
-# layout of the shipped one and fits the 16 MiB a lent GPU returns per file.
+# The discriminators and the downsampler keep the CPU sizes (small, tiny/32): --init then loads the
+# shipped ones, and a variant's slim checkpoint (fp16 EMA weights, 14.7 MB) has the shipped layout
+# and fits the 16 MiB per file a lent machine returns.
+#
+# Run on 2026-11-27 (one H200, all four variants at once, 6.3 min each, batch 32): 292-300 steps
+# each at 0.86-0.90 it/s, about 3.5 it/s together; the teacher's 15-step chain for the distillation
+# target is most of a step. That run had fresh discriminators (before --init loaded them) and a
+# 300-step LR warm-up, so it trained at a rising learning rate against a D that never learned
+# (hinge loss 1.93-2.0); docs/MODELS.md "The GPU repair session". Hence: two variants, a 20-step
+# warm-up, the shipped discriminators from the first step.
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -30,7 +39,7 @@ PY=${PYTHON:-python3}
 TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
-VARIANTS=${VARIANTS:-"r-base r-adv3 r-adv10 r-detail"}
+VARIANTS=${VARIANTS:-"r-base r-adv10"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -41,6 +50,7 @@ COMMON=(student --preset gpu --data "$DATA" --teacher "$TEACHER" --init "$INIT" 
         --workers "$WORKERS" --seed 3 --minutes "$MINUTES"
         --set model.disc_preset=small --set model.downsampler_preset=tiny --set model.downsampler_channels=32
         --set data.bicubic_share=0.3 --set data.device_degradation=true --set optim.ema_decay=0.998
+        --set optim.warmup_steps=20 --set student.d_start_frac=0 --set student.adv_start_frac=0.05
         --set student.restore_cond=true --set student.restore_gain=20 --set student.w_anchor=30
         --set student.w_colour=0.02 --set student.w_denoise=4 --set student.w_distill=0.5
         --set student.denoise_weighting=psnr --set student.zero_noise_share=0.5
