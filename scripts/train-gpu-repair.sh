@@ -17,7 +17,11 @@
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
 #   VARIANTS       which of the variants below to run (default: r-base r-adv10)
-#   EXTRA          more trainer flags for every variant (a CPU smoke run uses it)
+#   EXTRA          more trainer flags for every variant; a CPU smoke run (40 s):
+#     MINUTES=0.3 VARIANTS=r-adv10 EXTRA="--set run.device=cpu --set run.precision=fp32
+#     --set run.channels_last=false --set run.tf32=false --set run.fused_adam=false
+#     --set data.hr_size=64 --set data.batch_size=4 --set run.probe_seconds=3 --set run.threads=1"
+#     bash scripts/train-gpu-repair.sh DIR /tmp/smoke/runs /tmp/smoke/out
 # The discriminators and the downsampler keep the CPU sizes (small, tiny/32): --init then loads the
 # shipped ones, and a variant's slim checkpoint (fp16 EMA weights, 14.7 MB) has the shipped layout
 # and fits the 16 MiB per file a lent machine returns.
