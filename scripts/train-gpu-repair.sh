@@ -17,8 +17,12 @@
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
 #   VARIANTS       which of the variants below to run (default: r-base r-adv10)
+#   CACHE          teacher targets to build once per variant and reuse (default 2048; 0 = the
+#                  teacher's 15-step chain on every batch, as the first session ran). The build
+#                  (64 batches of the chain) is outside MINUTES; the cache holds about 2.4 MB per
+#                  target at 256 px in host memory (5 GB per variant)
 #   EXTRA          more trainer flags for every variant; a CPU smoke run (40 s):
-#     MINUTES=0.3 VARIANTS=r-adv10 EXTRA="--set run.device=cpu --set run.precision=fp32
+#     CACHE=16 MINUTES=0.3 VARIANTS=r-adv10 EXTRA="--set run.device=cpu --set run.precision=fp32
 #     --set run.channels_last=false --set run.tf32=false --set run.fused_adam=false
 #     --set data.hr_size=64 --set data.batch_size=4 --set run.probe_seconds=3 --set run.threads=1"
 #     bash scripts/train-gpu-repair.sh DIR /tmp/smoke/runs /tmp/smoke/out
@@ -31,7 +35,7 @@
 # target is most of a step. That run had fresh discriminators (before --init loaded them) and a
 # 300-step LR warm-up, so it trained at a rising learning rate against a D that never learned
 # (hinge loss 1.93-2.0); docs/MODELS.md "The GPU repair session". Hence: two variants, a 20-step
-# warm-up, the shipped discriminators from the first step.
+# warm-up, the shipped discriminators from the first step, cached teacher targets.
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -51,7 +55,7 @@ mkdir -p "$OUT" "$SLIM"
 
 # the shipped restore recipe (docs/MODELS.md run `restore`), spelled out although --init carries it
 COMMON=(student --preset gpu --data "$DATA" --teacher "$TEACHER" --init "$INIT" --degradation mixed
-        --workers "$WORKERS" --seed 3 --minutes "$MINUTES"
+        --workers "$WORKERS" --seed 3 --minutes "$MINUTES" --cache-targets "${CACHE:-2048}"
         --set model.disc_preset=small --set model.downsampler_preset=tiny --set model.downsampler_channels=32
         --set data.bicubic_share=0.3 --set data.device_degradation=true --set optim.ema_decay=0.998
         --set optim.warmup_steps=20 --set student.d_start_frac=0 --set student.adv_start_frac=0.05
