@@ -7,9 +7,9 @@
 #
 #   bash scripts/train-gpu-repair.sh DATA_DIR OUT_DIR [SLIM_DIR]
 #
-# DATA_DIR: training photos; we send 278 random 512x512 crops of the train split
-#   (`python3 scripts/make-gpu-crops.py PHOTOS/train DIR --per-photo 2`, 24 MB), the trainer takes
-#   random 256x256 crops of them and degrades them on the GPU.
+# DATA_DIR: training photos; we send 278 random 512x512 crops of the train split, the trainer
+#   takes random 256x256 crops of them and degrades them on the GPU.
+#   `bash scripts/prepare-gpu-repair.sh PHOTOS DIR` builds DIR/crops and the fp16 checkpoints below.
 # Environment:
 #   TEACHER, INIT  the teacher and the start checkpoint (default: the shipped ones). fp16 copies load
 #                  the same and travel in fewer bytes: `scripts/slim-checkpoint.py CKPT OUT --fp16`
