@@ -60,7 +60,10 @@ TEACH=(--preset cpu-standard --degradation mixed --data "$R/crops" --lr 3e-4 --s
 MIX=(--degradation mixed --set data.bicubic_share=0.8)
 T=$R/teacher/checkpoints/last.pt
 ck() { echo "$R/$1/checkpoints/last.pt"; }
-C=(--preset cpu-standard --teacher "$T" "${MIX[@]}" --data "$R/crops" --set run.threads=1 --seed 0)
+# student.init_gan=false: these models were trained before --init also loaded the discriminators and
+# the downsampler, so every stage started them fresh; the script keeps that to reproduce them
+C=(--preset cpu-standard --teacher "$T" "${MIX[@]}" --data "$R/crops" --set run.threads=1 --seed 0
+   --set student.init_gan=false)
 run() {   # NAME [flags]: one student run (skipped when it finished before). The teacher-target cache
   local n=$1; shift   # of run $CACHE_FROM (default: student) is reused; its key (seed, teacher, data)
   grep -qs '"status":"completed"' "$R/$n.jsonl" && return 0   # decides whether it fits
@@ -100,5 +103,5 @@ grep -qs '"status":"completed"' "$R/face.jsonl" ||
 M student --preset cpu-standard --init "$(ck default)" --teacher "$T" "${MIX[@]}" "${FID[@]}" \
   --set student.denoise_weighting=psnr --set student.inference_noise=0 --set student.zero_noise_share=0.5 \
   --data "$R/face-data" --hr-size 128 --batch-size 4 --set student.cache_targets=0 \
-  --set run.threads=2 --minutes "$FACE_MIN" --out "$R/face" > "$R/face.jsonl" 2> "$R/face.log"
+  --set run.threads=2 --set student.init_gan=false --minutes "$FACE_MIN" --out "$R/face" > "$R/face.jsonl" 2> "$R/face.log"
 echo "done: $R" >&2

@@ -73,6 +73,7 @@ stage default student "${COMMON[@]}" --out "$OUT/default" --teacher "$T" --minut
 # the default taught to repair damaged photos on request (docs/MODELS.md, restore input): the restore
 # input, 70 % Real-ESRGAN pairs, the anchor on the clean ones; the CPU set ships this recipe
 # (W_DETAIL=10 adds the grid-proof detail term: sharper on the CPU, with blocky texture)
+# (--init also loads the default stage's downsampler and discriminators: student.init_gan)
 [ -f "$OUT/default/checkpoints/last.pt" ] &&
 stage restore student "${COMMON[@]}" --out "$OUT/restore" --teacher "$T" --minutes "$DEFAULT_MIN" \
   --init "$OUT/default/checkpoints/last.pt" --set data.bicubic_share=0.3 --set student.restore_cond=true \
