@@ -20,7 +20,8 @@
 #   CACHE          teacher targets to build once per variant and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the cache holds about 2.4 MB per
-#                  target at 256 px in host memory (5 GB per variant)
+#                  target at 256 px (2,048: 4.9 GB per variant, in host memory and once more in
+#                  the run folder on disk)
 #   EXTRA          more trainer flags for every variant; a CPU smoke run (40 s):
 #     CACHE=16 MINUTES=0.3 VARIANTS=r-adv10 EXTRA="--set run.device=cpu --set run.precision=fp32
 #     --set run.channels_last=false --set run.tf32=false --set run.fused_adam=false
