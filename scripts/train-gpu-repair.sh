@@ -100,6 +100,6 @@ for v in $VARIANTS; do
   tail -n 1 "$SLIM/$v.jsonl" >&2
 done
 # one archive for the logs: a lent GPU returns at most 8 files
-tar -czf "$SLIM/logs.tar.gz" -C "$SLIM" $(cd "$SLIM" && ls ./*.jsonl ./*.log 2>/dev/null) && rm -f "$SLIM"/*.jsonl "$SLIM"/*.log
+(cd "$SLIM" && tar -czf logs.tar.gz ./*.jsonl ./*.log && rm -f ./*.jsonl ./*.log)
 ls -la "$SLIM" >&2
 exit $rc

@@ -956,12 +956,18 @@ def freeze(module: nn.Module) -> nn.Module:
     return module
 
 
-def init_weights_from(net: nn.Module, path: str, names: tuple[str, ...]) -> str:
-    """--init: copy weights (EMA preferred) of the first network in `names` found in a checkpoint."""
-    ck = load_checkpoint(path)
+def _init_state(ck: dict, name: str) -> dict | None:
+    """The weights --init takes for network `name`: its EMA copy where the checkpoint has one."""
+    return ck.get("ema", {}).get(name) or ck.get("models", {}).get(name)
+
+
+def init_weights_from(net: nn.Module, path: str, names: tuple[str, ...], ck: dict | None = None) -> str:
+    """--init: copy weights (EMA preferred) of the first network in `names` found in a checkpoint
+    (`ck`: the checkpoint at `path`, already loaded)."""
+    ck = load_checkpoint(path) if ck is None else ck
     for name in names:
         if name in ck.get("models", {}):
-            sd = ck.get("ema", {}).get(name) or ck["models"][name]
+            sd = _init_state(ck, name)
             try:
                 target = unwrap(net)
                 if hasattr(target, "restore_cond"):
@@ -976,17 +982,17 @@ def init_weights_from(net: nn.Module, path: str, names: tuple[str, ...]) -> str:
     raise TrainError(f"--init {path}: no {' or '.join(names)} weights in this checkpoint")
 
 
-def init_optional_from(nets: dict[str, nn.Module], path: str) -> dict[str, str]:
+def init_optional_from(nets: dict[str, nn.Module], path: str, ck: dict | None = None) -> dict[str, str]:
     """--init for the networks a fine-tune can do without (the downsampler, the discriminators):
     copy each one's weights (EMA preferred) when the checkpoint has it in this run's shapes.
 
     Returns {name: "loaded" | "absent" | "other shapes"}; a network not loaded keeps its fresh
     initialisation, so a checkpoint from another preset (or a slim one without them) still starts
-    a fine-tune."""
-    ck = load_checkpoint(path)
+    a fine-tune. `ck`: the checkpoint at `path`, already loaded."""
+    ck = load_checkpoint(path) if ck is None else ck
     result = {}
     for name, net in nets.items():
-        sd = ck.get("ema", {}).get(name) or ck["models"].get(name)
+        sd = _init_state(ck, name)
         if sd is None:
             result[name] = "absent"
             continue

@@ -219,8 +219,11 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         student.train()
         for p in student.parameters():
             p.requires_grad_(True)
+        # the --init checkpoint, read once for the student, the anchor and the GAN networks
+        need_init = cfg.paths.init and (resume is None or s.w_anchor > 0)
+        init_ck = C.load_checkpoint(cfg.paths.init) if need_init else None
         if cfg.paths.init and resume is None:
-            C.init_weights_from(student, cfg.paths.init, ("student", "teacher"))
+            C.init_weights_from(student, cfg.paths.init, ("student", "teacher"), ck=init_ck)
             log.info("initialised the student from %s", cfg.paths.init)
         anchor = None
         if s.w_anchor > 0:
@@ -229,7 +232,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 raise C.TrainError("student.w_anchor holds the clean-photo output to the --init student's; "
                                    "give --init CKPT (e.g. resources/models/duoscale-general-x4.ckpt.pt)")
             anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain).to(dev, memory_format=fmt)
-            C.init_weights_from(anchor, cfg.paths.init, ("student", "teacher"))
+            C.init_weights_from(anchor, cfg.paths.init, ("student", "teacher"), ck=init_ck)
             anchor = C.freeze(anchor)
         ds_kw = {}
         if cfg.model.downsampler_channels:
@@ -242,9 +245,11 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         init_gan = {}
         if cfg.paths.init and resume is None and s.init_gan:
-            init_gan = C.init_optional_from({"downsampler": G, "d_hr": D_H, "d_lr": D_L}, cfg.paths.init)
+            init_gan = C.init_optional_from({"downsampler": G, "d_hr": D_H, "d_lr": D_L}, cfg.paths.init,
+                                            ck=init_ck)
             log.info("--init %s: downsampler %s, d_hr %s, d_lr %s (a network not loaded starts fresh)",
                      cfg.paths.init, init_gan["downsampler"], init_gan["d_hr"], init_gan["d_lr"])
+        init_ck = None                   # not needed past set-up
 
         ema = C.EMA(student, cfg.optim.ema_decay)
         o = cfg.optim
