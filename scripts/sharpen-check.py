@@ -14,6 +14,7 @@ eval output. `--grid` writes 100 % crops (bicubic, the model, each amount, groun
 first four crops, 128 px each, to look at halos and amplified grain.
 """
 import argparse
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -41,8 +42,6 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--grid", help="write a PNG of 100%% crops here")
     a = ap.parse_args()
-    from pathlib import Path
-
     from duoscale_trainer import evaluate as E
 
     ds = E.make_pairs(a.val, a.crop, "realesrgan", a.seed, None)
@@ -64,7 +63,7 @@ def main() -> int:
         print(f"{name:10s} {r['psnr_y']:7.2f} {r['ssim_y']:7.3f} {r['sharpness_pooled']:17.3f} "
               f"{r['colour_shift']:13.2f}")
     if a.grid:
-        hr8 = [E.to_uint8(__import__("torch").from_numpy(h).permute(2, 0, 1)) for h in hrs[:4]]
+        hr8 = [(np.clip(h, 0, 1) * 255.0 + 0.5).astype(np.uint8) for h in hrs[:4]]   # as score() rounds it
         E.write_grid(Path(a.grid), [(k, v[:4]) for k, v in cols.items()] + [("HR", hr8)], 128)
         print(f"grid: {a.grid}")
     return 0
