@@ -37,6 +37,12 @@
 # 300-step LR warm-up, so it trained at a rising learning rate against a D that never learned
 # (hinge loss 1.93-2.0); docs/MODELS.md "The GPU repair session". Hence: two variants, a 20-step
 # warm-up, the shipped discriminators from the first step, cached teacher targets.
+# Run on 2026-11-27 again (one H100, stop 16), with those changes: VARIANTS="r-adv3 r-adv10 r-adv10c"
+# MINUTES=5.5: 674-682 steps each at about 2.3 it/s (7 it/s together). Building the three caches
+# together took 2 min 35 s before the budget started, and the speed probe (3.4 it/s over the first
+# 69 steps) over-planned the run (1,100 steps), which the budget then cut. Then r-adv10c alone from
+# its own checkpoint (INIT=r-adv10c.slim.pt, CACHE=1024, MINUTES=2.5, EXTRA="--set
+# student.w_colour=0.2"): 538 steps at 3.6 it/s. docs/MODELS.md "The second GPU repair session".
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -70,6 +76,7 @@ flags() {  # what each variant changes
     r-base)   ;;                                           # the recipe alone, on 256 px crops
     r-adv3)   echo --set student.w_hr_adv=0.3 ;;           # 3x the HR discriminator's pull
     r-adv10)  echo --set student.w_hr_adv=1.0 ;;           # 10x
+    r-adv10c) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 ;;   # 10x, 5x the colour term
     r-detail) echo --set student.w_detail=10 --set student.detail_deblock=true ;;   # grid-proof detail term
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
