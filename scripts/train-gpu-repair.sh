@@ -17,11 +17,14 @@
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
 #   VARIANTS       which of the variants below to run (default: r-base r-adv10)
-#   CACHE          teacher targets to build once per variant and reuse (default 2048; 0 = the
+#   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
-#                  (64 batches of the chain) is outside MINUTES; the cache holds about 2.4 MB per
-#                  target at 256 px (2,048: 4.9 GB per variant, in host memory and once more in
-#                  the run folder on disk)
+#                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
+#                  the others link its file; it holds about 2.4 MB per target at 256 px (2,048:
+#                  4.9 GB, in each variant's host memory and once in the run folder on disk)
+#   ANCHOR         the student clean photos are held to (default: INIT). Set it to the shipped
+#                  checkpoint when INIT is an earlier variant, so that (a) does not drift further
+#                  with each continuation (docs/MODELS.md "The second GPU repair session")
 #   EXTRA          more trainer flags for every variant; a CPU smoke run (40 s):
 #     CACHE=16 MINUTES=0.3 VARIANTS=r-adv10 EXTRA="--set run.device=cpu --set run.precision=fp32
 #     --set run.channels_last=false --set run.tf32=false --set run.fused_adam=false
@@ -54,6 +57,7 @@ PY=${PYTHON:-python3}
 TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
+CACHE=${CACHE:-2048}
 VARIANTS=${VARIANTS:-"r-base r-adv10"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
@@ -62,7 +66,7 @@ mkdir -p "$OUT" "$SLIM"
 
 # the shipped restore recipe (docs/MODELS.md run `restore`), spelled out although --init carries it
 COMMON=(student --preset gpu --data "$DATA" --teacher "$TEACHER" --init "$INIT" --degradation mixed
-        --workers "$WORKERS" --seed 3 --minutes "$MINUTES" --cache-targets "${CACHE:-2048}"
+        --workers "$WORKERS" --seed 3 --minutes "$MINUTES" --cache-targets "$CACHE"
         --set model.disc_preset=small --set model.downsampler_preset=tiny --set model.downsampler_channels=32
         --set data.bicubic_share=0.3 --set data.device_degradation=true --set optim.ema_decay=0.998
         --set optim.warmup_steps=20 --set student.d_start_frac=0 --set student.adv_start_frac=0.05
@@ -70,6 +74,8 @@ COMMON=(student --preset gpu --data "$DATA" --teacher "$TEACHER" --init "$INIT" 
         --set student.w_colour=0.02 --set student.w_denoise=4 --set student.w_distill=0.5
         --set student.denoise_weighting=psnr --set student.zero_noise_share=0.5
         --set student.inference_noise=0)
+[ -n "${ANCHOR:-}" ] && COMMON+=(--anchor "$ANCHOR")
+FIRST=${VARIANTS%% *}
 
 flags() {  # what each variant changes
   case "$1" in
@@ -88,6 +94,15 @@ pids=()
 for v in $VARIANTS; do
   f=$(flags "$v") || exit 2
   # shellcheck disable=SC2086  # $f is a list of flags
+  if [ ${#pids[@]} -gt 0 ] && [ "$CACHE" -gt 0 ]; then
+    # every variant draws the same teacher targets (same seed, crops and teacher: the cache's key),
+    # so the first builds them alone and the others start from its file (the trainer rebuilds a
+    # cache whose key differs). Three variants building their own took 2 min 35 s on an H100.
+    c0="$OUT/$FIRST/target_cache_rank0.pt"
+    while [ ! -f "$c0" ] && kill -0 "${pids[0]}" 2>/dev/null; do sleep 2; done
+    mkdir -p "$OUT/$v"
+    [ -f "$c0" ] && ln -f "$c0" "$OUT/$v/target_cache_rank0.pt" && echo "== $(date +%T) $v: shares $FIRST's teacher targets" >&2
+  fi
   "$PY" -m duoscale_trainer "${COMMON[@]}" --out "$OUT/$v" $f ${EXTRA:-} > "$SLIM/$v.jsonl" 2> "$SLIM/$v.log" &
   pids+=($!)
 done

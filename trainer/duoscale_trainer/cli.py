@@ -51,6 +51,8 @@ def _add_train_args(p: argparse.ArgumentParser, command: str) -> None:
     g.add_argument("--device", choices=("auto", "cpu", "cuda"))
     g.add_argument("--faces", action="store_true", help="face mode: crop aligned faces from --data first")
     g.add_argument("--init", metavar="CKPT", help="fine-tune: start from this checkpoint's weights")
+    g.add_argument("--anchor", metavar="CKPT", help="student: the model student.w_anchor holds clean photos "
+                   "to (default: --init)")
     g.add_argument("--codec", choices=("s2d", "learned"), help="latent codec (default s2d, exact)")
     g.add_argument("--codec-ckpt", metavar="CKPT", help="learned codec checkpoint (autoencoder command)")
     g.add_argument("--batch-size", type=int)
@@ -84,6 +86,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """Explicit flags only (argparse defaults are None/False), then --set entries."""
     o: dict[str, Any] = {}
     simple = {"data": "paths.data", "val": "paths.val", "out": "paths.out", "init": "paths.init",
+              "anchor": "paths.anchor",
               "minutes": "run.minutes", "steps": "run.steps", "seed": "run.seed", "device": "run.device",
               "codec": "model.codec", "codec_ckpt": "model.codec_ckpt", "batch_size": "data.batch_size",
               "hr_size": "data.hr_size", "lr": "optim.lr", "degradation": "data.degradation",

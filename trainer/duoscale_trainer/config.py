@@ -151,6 +151,8 @@ class PathConfig:
     out: str | None = None            # run directory
     teacher: str | None = None        # teacher checkpoint (student command)
     init: str | None = None           # fine-tune start checkpoint (weights only)
+    anchor: str | None = None         # the student student.w_anchor holds clean rows to (default: init);
+                                      # a continued fine-tune anchors to the shipped model, not its start
 
 
 @dataclass

@@ -374,6 +374,30 @@ def test_anchor_holds_clean_rows_to_the_init_student(photos, teacher_ckpt, tmp_p
     assert rc != 0 and "--init" in json.dumps(events)
 
 
+def test_anchor_can_hold_clean_rows_to_another_student_than_the_start(photos, teacher_ckpt, tmp_path):
+    """--anchor CKPT: a continued fine-tune holds clean rows to that model (the shipped one) rather
+    than to its own start, so clean-photo drift does not compound from one continuation to the next.
+    The anchor loss is then non-zero from the first step; a missing file is named."""
+    starts = []
+    for name, seed in (("ship", 0), ("cont", 9)):
+        rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / name,
+                              "--steps", 2, "--seed", seed, "--teacher", teacher_ckpt,
+                              "--set", "run.sample_every=100"])
+        assert rc == 0, events[-1]
+        starts.append(tmp_path / name / "checkpoints" / "last.pt")
+    common = ["student", "--preset", "test", "--data", photos, "--steps", 3, "--teacher", teacher_ckpt,
+              "--init", starts[1], "--degradation", "mixed", "--set", "data.bicubic_share=1.0",
+              "--set", "run.sample_every=100", "--set", "student.w_anchor=5"]
+    rc, own = run_cli(common + ["--out", tmp_path / "own"])
+    rc2, other = run_cli(common + ["--out", tmp_path / "other", "--anchor", starts[0]])
+    assert rc == 0 and rc2 == 0, (own[-1], other[-1])
+    assert losses_of(own, "anchor")[0] < 1e-10            # its own start: zero before any update
+    assert losses_of(other, "anchor")[0] > 1e-8           # another model: held to it from step 1
+    missing = tmp_path / "nope.pt"
+    rc, events = run_cli(common + ["--out", tmp_path / "bad", "--anchor", missing])
+    assert rc != 0 and str(missing) in json.dumps(events)
+
+
 def test_restore_cond_from_a_plain_init_learns_a_per_row_input_and_is_kept_by_a_fine_tune(photos, teacher_ckpt, tmp_path):
     """student.restore_cond: an unconditioned --init loads (the new embedding starts at zero), the
     embedding learns from Real-ESRGAN rows (r = 1) against bicubic rows (r = 0), the checkpoint's

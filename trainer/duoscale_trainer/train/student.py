@@ -220,20 +220,28 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         for p in student.parameters():
             p.requires_grad_(True)
         # the --init checkpoint, read once for the student, the anchor and the GAN networks
-        need_init = cfg.paths.init and (resume is None or s.w_anchor > 0)
+        anchor_path = cfg.paths.anchor or cfg.paths.init
+        need_init = cfg.paths.init and (resume is None or (s.w_anchor > 0 and anchor_path == cfg.paths.init))
         init_ck = C.load_checkpoint(cfg.paths.init) if need_init else None
         if cfg.paths.init and resume is None:
             C.init_weights_from(student, cfg.paths.init, ("student", "teacher"), ck=init_ck)
             log.info("initialised the student from %s", cfg.paths.init)
         anchor = None
         if s.w_anchor > 0:
-            # the --init weights, frozen (rebuilt from the same file on --resume)
-            if not cfg.paths.init:
-                raise C.TrainError("student.w_anchor holds the clean-photo output to the --init student's; "
-                                   "give --init CKPT (e.g. resources/models/duoscale-general-x4.ckpt.pt)")
+            # the --anchor (else --init) weights, frozen (rebuilt from the same file on --resume)
+            if not anchor_path:
+                raise C.TrainError("student.w_anchor holds the clean-photo output to the --init student's "
+                                   "(or --anchor CKPT's); give --init CKPT (e.g. "
+                                   "resources/models/duoscale-general-x4.ckpt.pt)")
+            if not Path(anchor_path).is_file():
+                raise C.TrainError(f"--anchor {anchor_path}: no such checkpoint; give a student checkpoint "
+                                   "such as resources/models/duoscale-general-x4.ckpt.pt")
             anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain).to(dev, memory_format=fmt)
-            C.init_weights_from(anchor, cfg.paths.init, ("student", "teacher"), ck=init_ck)
+            C.init_weights_from(anchor, anchor_path, ("student", "teacher"),
+                                ck=init_ck if anchor_path == cfg.paths.init else None)
             anchor = C.freeze(anchor)
+            if anchor_path != cfg.paths.init:
+                log.info("anchor: clean rows held to %s", anchor_path)
         ds_kw = {}
         if cfg.model.downsampler_channels:
             ds_kw = {"model_channels" if cfg.model.downsampler == "diffusion" else "channels":
