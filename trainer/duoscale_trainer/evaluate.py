@@ -40,7 +40,7 @@ from . import __version__
 from .train.common import atomic_write_text
 
 DEGRADATIONS = ("bicubic", "realesrgan")
-METRIC_KEYS = ("psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness")
+METRIC_KEYS = ("psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness", "grid_excess")
 
 
 class EvalError(RuntimeError):
@@ -467,6 +467,8 @@ def acceptance(summary: dict, runtime: dict | None, per_image: dict | None = Non
             a["sharpness_at_least_0.8"] = a["realesrgan_sharpness_pooled"] >= 0.8
             a["realesrgan_colour_shift"] = real[s]["colour_shift"]
             a["colour_shift_under_1"] = real[s]["colour_shift"] < 1.0
+            if "grid_excess" in real[s]:        # an objective part of "without artefacts" (MODELS.md)
+                a["realesrgan_grid_excess"] = real[s]["grid_excess"]
         out[s] = a
     return out
 
@@ -479,13 +481,14 @@ def markdown(result: dict) -> str:
     for deg, rows in result["summary"].items():
         d = result["degradations"][deg]
         lines += [f"## Degradation: {deg}" + (f" (seed {d['seed']})" if "seed" in d else ""), "",
-                  "| method | PSNR-Y dB | SSIM-Y | sharpness (pooled) | sharpness (mean / median) | colour shift | blur index | Laplacian | ms / 256² (ORT CPU) |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| method | PSNR-Y dB | SSIM-Y | sharpness (pooled) | sharpness (mean / median) | colour shift | blur index | Laplacian | 4-px grid excess | ms / 256² (ORT CPU) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, r in rows.items():
             t = f"{ms[name]:.1f}" if name in ms else "–"
             lines.append(f"| {name} | {r['psnr_y']:.3f} | {r['ssim_y']:.4f} | {r.get('sharpness_pooled', float('nan')):.3f} | "
                          f"{r['sharpness']:.3f} / {r.get('sharpness_median', float('nan')):.3f} | "
-                         f"{r['colour_shift']:.3f} | {r['blur_index']:.3f} | {r['laplacian_sharpness']:.3f} | {t} |")
+                         f"{r['colour_shift']:.3f} | {r['blur_index']:.3f} | {r['laplacian_sharpness']:.3f} | "
+                         f"{r.get('grid_excess', float('nan')):.2f} | {t} |")
         if deg in result.get("grids", {}):
             lines += ["", f"Grid: `{result['grids'][deg]['file']}` (columns: "
                       f"{', '.join(result['grids'][deg]['columns'])})"]

@@ -158,6 +158,32 @@ def laplacian_sharpness(img: np.ndarray) -> float:
     return 0.0 if sd == 0 else float(lap.std() / sd)
 
 
+def block_amplitudes(img: np.ndarray, period: int = 4) -> np.ndarray:
+    """Amplitudes (luma levels, per pixel) of the part of an image's luma that repeats every
+    ``period`` pixels: the 2-D DFT at frequencies (k/period, l/period) other than DC, period**2 - 1
+    of them. Empty when a side is not a multiple of ``period``."""
+    y = rgb_to_y(img)
+    h, w = y.shape
+    if h % period or w % period:
+        return np.zeros(0)
+    f = np.fft.fft2(y)
+    mask = np.zeros((h, w), bool)
+    mask[:: h // period, :: w // period] = True
+    mask[0, 0] = False
+    return np.abs(f[mask]) / (h * w)
+
+
+def grid_excess(out: np.ndarray, hr: np.ndarray, period: int = 4) -> float:
+    """How much 4-px grid the output has beyond the reference: the sum over the period-4
+    frequencies of the output's amplitude in excess of the reference's, in luma levels (BT.601,
+    16-235). The student works on a 4x4 pixel-unshuffled latent, so an error it makes the same way
+    in every block comes out as exactly this pattern (hatching, checkers). 0 when the output has no
+    more of it than the reference; it grows with a pattern's amplitude (a checker of 2x2-px cells at
+    +-2.6 luma levels adds 4.6-4.9, test_metrics)."""
+    a, b = block_amplitudes(out, period), block_amplitudes(hr, period)
+    return float(np.maximum(a - b, 0.0).sum()) if a.size and a.size == b.size else 0.0
+
+
 def all_metrics(out: np.ndarray, hr: np.ndarray, crop_border: int = 0) -> dict:
     """Every metric of this module for one (output, reference) pair, as a JSON-ready dict
     (``psnr_y`` is capped at 100 dB so the dict stays valid JSON)."""
@@ -168,6 +194,7 @@ def all_metrics(out: np.ndarray, hr: np.ndarray, crop_border: int = 0) -> dict:
         "colour_shift": colour_shift(out, hr),
         "blur_index": blur_index(out),
         "laplacian_sharpness": laplacian_sharpness(out),
+        "grid_excess": grid_excess(out, hr),
         "gradient": mean_gradient(out),
         "gradient_hr": mean_gradient(hr),
     }

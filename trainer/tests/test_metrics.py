@@ -107,7 +107,7 @@ def test_no_reference_metrics_rank_blur():
     d = m.all_metrics(blurred, a)
     json.dumps(d)
     assert set(d) == {"psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness",
-                      "gradient", "gradient_hr"}
+                      "grid_excess", "gradient", "gradient_hr"}
     assert d["sharpness"] == pytest.approx(d["gradient"] / d["gradient_hr"])
     assert m.all_metrics(a, a)["psnr_y"] == 100.0
 
@@ -124,3 +124,22 @@ def test_pooled_sharpness_is_not_dominated_by_a_flat_crop():
     assert pooled < np.mean(per_crop) / 2          # the pooled figure still says "blurrier"
     assert pooled < 1.0
     assert m.pooled_sharpness([0.0], [0.0]) == 1.0
+
+
+def test_grid_excess_measures_a_4px_pattern_beyond_the_reference():
+    """grid_excess: 0 for the reference itself, near 0 for blur; a checker drawn every 4 px adds
+    about twice its luma amplitude, wherever it starts; a 5-px wave barely counts."""
+    a = np.round(_img(7, 64) * 255).astype(np.uint8)
+    assert m.grid_excess(a, a) == 0.0
+    yy, xx = np.mgrid[:64, :64]
+    excesses = []
+    for shift in (0, 1, 3):
+        checker = np.where(((xx + shift) // 2 + yy // 2) % 2 == 0, 3.0, -3.0)[..., None]   # +-3 RGB, 4-px period
+        drawn = np.clip(a.astype(np.float64) + checker, 0, 255).round().astype(np.uint8)
+        excesses.append(m.grid_excess(drawn, a))
+    assert all(3.0 < e < 6.0 for e in excesses), excesses
+    wave = (1.5 * np.sin(2 * np.pi * xx / 5.0))[..., None]                            # not a 4-px period
+    drawn5 = np.clip(a.astype(np.float64) + wave, 0, 255).round().astype(np.uint8)
+    assert m.grid_excess(drawn5, a) < 0.3 * min(excesses)
+    assert m.grid_excess(cv2.GaussianBlur(a, (0, 0), 1.5), a) < 0.1 * min(excesses)   # blur removes, adds none
+    assert m.grid_excess(a[:62, :62], a[:62, :62]) == 0.0                             # not a multiple of 4
