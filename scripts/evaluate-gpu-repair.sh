@@ -34,7 +34,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 real = r["summary"].get("realesrgan", {})
 keys = ("bicubic_psnr_gain_db", "psnr_gap_to_teacher_db", "speedup_vs_teacher",
-        "realesrgan_sharpness_pooled", "realesrgan_colour_shift")
+        "realesrgan_sharpness_pooled", "realesrgan_colour_shift", "realesrgan_grid_excess")
 print("model".ljust(22) + "(b) PSNR-Y".ljust(12) + "".join(k[:26].ljust(28) for k in keys))
 for name, a in r["acceptance"].items():
     b = real.get(name, {}).get("psnr_y", "-")

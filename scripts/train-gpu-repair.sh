@@ -16,7 +16,7 @@
 #                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: r-base r-adv10)
+#   VARIANTS       which of the variants below to run (default: r-adv10c r-adv10cg)
 #   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
@@ -58,7 +58,7 @@ TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
 CACHE=${CACHE:-2048}
-VARIANTS=${VARIANTS:-"r-base r-adv10"}
+VARIANTS=${VARIANTS:-"r-adv10c r-adv10cg"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -83,6 +83,8 @@ flags() {  # what each variant changes
     r-adv3)   echo --set student.w_hr_adv=0.3 ;;           # 3x the HR discriminator's pull
     r-adv10)  echo --set student.w_hr_adv=1.0 ;;           # 10x
     r-adv10c) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 ;;   # 10x, 5x the colour term
+    r-adv10cg) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 \
+                    --set student.w_detail=10 --set student.detail_deblock=true ;;  # r-adv10c + a charge on the 4-px grid
     r-detail) echo --set student.w_detail=10 --set student.detail_deblock=true ;;   # grid-proof detail term
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
