@@ -95,7 +95,6 @@ echo "== $(date +%T) variants: $VARIANTS ($MINUTES min each, $WORKERS loader wor
 pids=()
 for v in $VARIANTS; do
   f=$(flags "$v") || exit 2
-  # shellcheck disable=SC2086  # $f is a list of flags
   if [ ${#pids[@]} -gt 0 ] && [ "$CACHE" -gt 0 ]; then
     # every variant draws the same teacher targets (same seed, crops and teacher: the cache's key),
     # so the first builds them alone and the others start from its file (the trainer rebuilds a
@@ -105,6 +104,7 @@ for v in $VARIANTS; do
     mkdir -p "$OUT/$v"
     [ -f "$c0" ] && ln -f "$c0" "$OUT/$v/target_cache_rank0.pt" && echo "== $(date +%T) $v: shares $FIRST's teacher targets" >&2
   fi
+  # shellcheck disable=SC2086  # $f is a list of flags
   "$PY" -m duoscale_trainer "${COMMON[@]}" --out "$OUT/$v" $f ${EXTRA:-} > "$SLIM/$v.jsonl" 2> "$SLIM/$v.log" &
   pids+=($!)
 done
