@@ -43,11 +43,9 @@ def inputs(val: Path, out: Path) -> None:
 def compare(inp: Path, dst: Path, outs: list[Path]) -> None:
     rows = []
     for name, x, y in WINDOWS:
-        first = outs[0] / f"{name}.png"
-        size = Image.open(first).size
+        results = [Image.open(o / f"{name}.png").convert("RGB") for o in outs]
         src = next(inp.glob(f"{name}.*"))
-        row = [Image.open(src).convert("RGB").resize(size, Image.LANCZOS)]
-        row += [Image.open(o / f"{name}.png").convert("RGB") for o in outs]
+        row = [Image.open(src).convert("RGB").resize(results[0].size, Image.LANCZOS)] + results
         rows.append([im.crop((x, y, x + 256, y + 256)) for im in row])
     sheet = Image.new("RGB", (len(rows[0]) * 260, len(rows) * 260), "white")
     for r, row in enumerate(rows):

@@ -1,9 +1,7 @@
 """scripts/interpolate-checkpoints.py: network interpolation between two student checkpoints
 (MODELS.md "Network interpolation" rests on it)."""
-import importlib.util
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,15 +9,13 @@ import torch
 from duoscale_trainer.train.common import load_for_inference
 
 from test_export import make_checkpoint
+from trainhelpers import SCRIPTS, load_script
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "interpolate-checkpoints.py"
+SCRIPT = SCRIPTS / "interpolate-checkpoints.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("interpolate_checkpoints", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT.name)
 
 
 def _run(*args):

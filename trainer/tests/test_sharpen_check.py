@@ -1,19 +1,12 @@
 """scripts/sharpen-check.py's unsharp mask: what MODELS.md's (b) sharpening table rests on."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
 from duoscale_trainer import metrics as M
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "sharpen-check.py"
+from trainhelpers import load_script
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("sharpen_check", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("sharpen-check.py")
 
 
 def _textured(seed: int = 0) -> np.ndarray:

@@ -1,6 +1,8 @@
-"""Helpers shared by the training-loop tests: small photos and the CLI run in-process."""
+"""Helpers shared by the training-loop tests: small photos, the CLI run in-process, and the
+repository's scripts/ loaded as modules."""
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 from pathlib import Path
@@ -9,6 +11,17 @@ import numpy as np
 from PIL import Image
 
 from duoscale_trainer import cli, protocol
+
+
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def load_script(filename: str):
+    """A file of the repository's scripts/ (e.g. "sharpen-check.py") imported as a module."""
+    spec = importlib.util.spec_from_file_location(Path(filename).stem.replace("-", "_"), SCRIPTS / filename)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def make_photos(folder: Path, n: int = 6, seed: int = 0) -> Path:
