@@ -103,6 +103,10 @@ class StudentConfig:
     gan_loss: str = "hinge"           # hinge (StyleGAN-T/ADD) | paper (eq. 3-6 literal, ML.md 7.3)
     d_start_frac: float = 0.1         # discriminators start learning here (fraction of steps)
     adv_start_frac: float = 0.2       # adversarial terms reach the student/G from here
+    d_warmup_steps: int = 0           # first train the discriminators alone this many steps, on the
+                                      # frozen student's outputs (a few times cheaper than a full step;
+                                      # a D from a checkpoint needs ~2,000 of them to separate the
+                                      # student's (b) outputs from the photos: MODELS.md)
     r1_gamma: float = 0.1             # lazy R1 on reals (ML.md 3.4)
     r1_every: int = 16
     diffaugment: bool = True
@@ -417,6 +421,8 @@ def validate(cfg: Config) -> None:
                              "distill/denoise/hr-adv/lr-adv")
         if not 0 <= s.d_start_frac <= 1 or not 0 <= s.adv_start_frac <= 1:
             raise ValueError("student.d_start_frac and student.adv_start_frac must be in [0, 1]")
+        if s.d_warmup_steps < 0:
+            raise ValueError("student.d_warmup_steps must be >= 0")
         if s.r1_every < 1:
             raise ValueError("student.r1_every must be >= 1")
     for key in ("zero_noise_share", "inference_noise"):

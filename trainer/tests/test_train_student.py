@@ -469,3 +469,45 @@ def test_init_loads_the_downsampler_and_discriminators_where_their_shapes_match(
     assert rc == 0, events[-1]
     assert next(e for e in events if e["event"] == "started")["init_gan"] == {
         "downsampler": "absent", "d_hr": "absent", "d_lr": "absent"}
+
+
+def test_d_warmup_trains_only_the_discriminators_first(photos, teacher_ckpt, tmp_path):
+    """student.d_warmup_steps: those first steps move D_H and D_L and nothing else (the student,
+    its EMA and G keep the weights they started from, no generator-side term is logged); after
+    them the student learns as usual, from the start of its own learning-rate warm-up."""
+    from duoscale_trainer.train.common import load_checkpoint
+
+    first = tmp_path / "first"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", first, "--steps", 4,
+                          "--teacher", teacher_ckpt, "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    src = first / "checkpoints" / "last.pt"
+    start = load_checkpoint(src)
+
+    def run(name, steps):
+        rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / name,
+                              "--steps", steps, "--teacher", teacher_ckpt, "--init", src,
+                              "--set", "student.d_warmup_steps=3", "--set", "student.d_start_frac=0",
+                              "--set", "student.adv_start_frac=0", "--set", "optim.warmup_steps=2",
+                              "--set", "run.sample_every=100", "--set", "run.log_every=1"])
+        assert rc == 0, events[-1]
+        return events, load_checkpoint(tmp_path / name / "checkpoints" / "last.pt")
+
+    def same(a, b):
+        return all(torch.equal(a[k], v) for k, v in b.items())
+
+    events, ck = run("warm", 3)                          # only warm-up steps
+    prog = [e for e in events if e["event"] == "progress"]
+    assert len(prog) == 3 and all("d_hr" in e["losses"] and "d_lr" in e["losses"] for e in prog)
+    assert not any({"adv_hr", "adv_lr", "grad_norm", "anchor", "denoise"} & set(e["losses"]) for e in prog)
+    assert same(start["ema"]["student"], ck["ema"]["student"])
+    assert same(start["ema"]["student"], ck["models"]["student"])
+    assert same(start["models"]["downsampler"], ck["models"]["downsampler"])
+    assert not same(start["models"]["d_hr"], ck["models"]["d_hr"])
+    assert not same(start["models"]["d_lr"], ck["models"]["d_lr"])
+
+    events, ck = run("after", 5)                         # 3 warm-up steps, then 2 student steps
+    prog = [e for e in events if e["event"] == "progress"]
+    assert [("adv_hr" in e["losses"]) for e in prog] == [False, False, False, True, True]
+    assert prog[3]["losses"]["lr"] == pytest.approx(0.5 * prog[4]["losses"]["lr"])   # its warm-up starts after D's
+    assert not same(start["models"]["student"], ck["models"]["student"])

@@ -336,9 +336,14 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             B = hr.shape[0]
             t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
             r = real.float() if rc else None          # the restore input: 1 on Real-ESRGAN rows
-            d_on = plan.reached("d_start", step) and (s.hr_adv or s.lr_adv)
-            adv_on = plan.reached("adv_start", step)
-            factor = C.lr_factor(step, o.warmup_steps, plan.total_steps, o.schedule, o.min_lr_frac)
+            # d_warmup_steps: the first steps train the discriminators alone on the frozen student's
+            # outputs (no student or G update, no EMA step); the student's clock starts after them
+            warm = step < s.d_warmup_steps
+            d_on = (warm or plan.reached("d_start", step)) and (s.hr_adv or s.lr_adv)
+            adv_on = plan.reached("adv_start", step) and not warm
+            s_step = max(0, step - s.d_warmup_steps)
+            s_total = None if plan.total_steps is None else max(1, plan.total_steps - s.d_warmup_steps)
+            factor = C.lr_factor(s_step, o.warmup_steps, s_total, o.schedule, o.min_lr_frac)
             C.set_lr(opt_s, o.lr * factor)
             C.set_lr(opt_g, s.g_lr * factor)
             out: dict[str, Tensor | float] = {}
@@ -346,7 +351,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             # ---- student + downsampler step (D frozen) ----------------------------------------
             set_requires_grad(D_H, False)
             set_requires_grad(D_L, False)
-            with ctx.autocast():
+            with ctx.autocast(), torch.set_grad_enabled(not warm):
                 with torch.no_grad():
                     z0 = codec.encode(hr)
                     zy = codec.encode_lr(lr)
@@ -369,7 +374,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 x_in_scaled = diffusion.scale_input(x_in, t_T)
                 x0_hat = student(x_in_scaled, t_T, lr, r)
                 loss_s = x0_hat.new_zeros((), dtype=torch.float32)
-                if anchor is not None:                                             # bicubic-only rows
+                if anchor is not None and not warm:                                # bicubic-only rows
                     with torch.no_grad():
                         ref = anchor(x_in_scaled, t_T, lr, r)
                     per = (x0_hat.float() - ref.float()).square().flatten(1).mean(dim=1)
@@ -380,7 +385,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l = mse(x0_hat, target)
                     loss_s = loss_s + s.w_distill * l
                     out["distill"] = l.detach()
-                if s.denoise:                                                      # eq. 7, ML.md 7.2
+                if s.denoise and not warm:                                         # eq. 7, ML.md 7.2
                     t_n = t_T if s.denoise_t == "T" else torch.randint(0, T, (B,), generator=g, device=dev)
                     n2 = torch.randn(z0.shape, generator=g, device=dev, dtype=z0.dtype)
                     if keep is not None:
@@ -390,7 +395,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l = gt_loss(student(diffusion.scale_input(x_t, t_n), t_n, lr, r), z0)
                     loss_s = loss_s + s.w_denoise * l
                     out["denoise"] = l.detach()
-                if s.sinsr_extra:                                                  # ML.md 2.2 (4, 5)
+                if s.sinsr_extra and not warm:                                     # ML.md 2.2 (4, 5)
                     t0 = torch.zeros_like(t_T)
                     l_inv = mse(student(target / in_scale_T, t0, lr, r), x_T)
                     with torch.no_grad():
@@ -425,6 +430,16 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                         loss_s = loss_s + s.w_lr_adv * l
                         out["adv_lr"] = l.detach()
 
+            if warm:
+                out["d_warmup"] = 1.0
+            else:
+                _student_update(out, loss_s, loss_g_own, step)
+            if d_on:
+                _discriminator_step(out, step, g, B, hr, lr, hr_hat, y_hat)
+            out["lr"] = o.lr * factor
+            return out
+
+        def _student_update(out: dict, loss_s: Tensor, loss_g_own: Tensor | None, step: int) -> None:
             opt_s.zero_grad(set_to_none=True)
             opt_g.zero_grad(set_to_none=True)
             g_params = [p for p in G.parameters() if p.requires_grad]
@@ -443,36 +458,35 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 opt_g.step()
             out["student"] = loss_s.detach()
 
+        def _discriminator_step(out: dict, step: int, g: torch.Generator, B: int, hr: Tensor, lr: Tensor,
+                                hr_hat: Tensor | None, y_hat: Tensor | None) -> None:
             # ---- discriminator step on detached fakes (+ lazy R1 on reals) --------------------
-            if d_on:
-                r1_now = s.r1_gamma > 0 and step % s.r1_every == 0
-                pairs = []
-                if s.hr_adv:
-                    pairs.append(("hr", D_H, opt_dh, hr, hr_hat))
-                if s.lr_adv:
-                    pairs.append(("lr", D_L, opt_dl, lr, y_hat))
-                for name, D, opt_d, real_img, fake in pairs:
-                    set_requires_grad(D, True)
-                    real_in = real_img.detach().requires_grad_(r1_now)
-                    with ctx.autocast():
-                        logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
-                        lr_real, lr_fake = logits[:B], logits[B:]
-                        loss_d = d_adv_loss(lr_real, lr_fake, s.gan_loss)
-                    if r1_now:
-                        # R1 on the per-sample score the losses use (the mean of its patch logits)
-                        score = lr_real.float().mean(dim=1).sum()
-                        grad, = torch.autograd.grad(score, real_in, create_graph=True)
-                        r1 = grad.float().square().sum(dim=[1, 2, 3]).mean()
-                        loss_d = loss_d + 0.5 * s.r1_gamma * s.r1_every * r1
-                        out[f"r1_{name}"] = r1.detach()
-                    opt_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    C.allreduce_grads(D.parameters(), ctx.dist)
-                    opt_d.step()
-                    out[f"d_{name}"] = loss_d.detach()
-                    set_requires_grad(D, False)
-            out["lr"] = o.lr * factor
-            return out
+            r1_now = s.r1_gamma > 0 and step % s.r1_every == 0
+            pairs = []
+            if s.hr_adv:
+                pairs.append(("hr", D_H, opt_dh, hr, hr_hat))
+            if s.lr_adv:
+                pairs.append(("lr", D_L, opt_dl, lr, y_hat))
+            for name, D, opt_d, real_img, fake in pairs:
+                set_requires_grad(D, True)
+                real_in = real_img.detach().requires_grad_(r1_now)
+                with ctx.autocast():
+                    logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
+                    lr_real, lr_fake = logits[:B], logits[B:]
+                    loss_d = d_adv_loss(lr_real, lr_fake, s.gan_loss)
+                if r1_now:
+                    # R1 on the per-sample score the losses use (the mean of its patch logits)
+                    score = lr_real.float().mean(dim=1).sum()
+                    grad, = torch.autograd.grad(score, real_in, create_graph=True)
+                    r1 = grad.float().square().sum(dim=[1, 2, 3]).mean()
+                    loss_d = loss_d + 0.5 * s.r1_gamma * s.r1_every * r1
+                    out[f"r1_{name}"] = r1.detach()
+                opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                C.allreduce_grads(D.parameters(), ctx.dist)
+                opt_d.step()
+                out[f"d_{name}"] = loss_d.detach()
+                set_requires_grad(D, False)
 
         def save_fn(step: int, snapshot: bool):
             payload = C.model_payload(ctx, "student", step, codec, schedule,
