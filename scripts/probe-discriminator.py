@@ -2,7 +2,8 @@
 """Can the HR discriminator tell a student's repair-mode output from the photo? A D-only probe.
 
     python3 scripts/probe-discriminator.py CKPT --data CROPS --val PHOTOS/val --out DIR \
-        [--steps 400] [--d-lr 1e-4] [--fresh] [--pool 512] [--hr-size 64] [--threads 2] [--save CKPT_OUT]
+        [--steps 400] [--d-lr 1e-4] [--fresh] [--blur] [--pool 512] [--hr-size 64] [--threads 2]
+        [--save CKPT_OUT]
 
 The student of CKPT is frozen. A pool of `--pool` training pairs (CROPS, the Real-ESRGAN pipeline at
 `--hr-size`, trainer seed 3) is made once, with the student's output (restore input 1) as the fake
@@ -13,7 +14,9 @@ the eval's (b) pairs, seed 1234), and on bicubic enlargements of the same LR as 
 
 - hinge: the D loss on val (2.0 = D outputs 0 for everything, 0 = every margin met);
 - rank: the share of val crops whose photo gets a higher mean logit than its fake;
-- gap: mean logit of the photos minus mean logit of the fakes.
+- gap: mean logit of the photos minus mean logit of the fakes;
+- grad_grid_peak: how strongly the gradient D hands the student (of its mean logit, at the
+  student's val outputs) peaks at the 15 frequencies of a 4-px period, against their neighbours.
 
 It writes DIR/probe.jsonl (one line per evaluation) and prints a table. A D that the student run
 can learn from should reach a clear rank and gap here; a D that cannot, even with the student
@@ -41,6 +44,7 @@ def main(argv=None) -> int:
     p.add_argument("--d-lr", type=float, default=1e-4)
     p.add_argument("--fresh", action="store_true", help="a fresh D_H instead of CKPT's")
     p.add_argument("--preset", default=None, help="D preset for --fresh (tiny | small | base); default CKPT's")
+    p.add_argument("--blur", action="store_true", help="D_H with model.disc_blur (CKPT's weights still load)")
     p.add_argument("--pool", type=int, default=512)
     p.add_argument("--hr-size", type=int, default=64)
     p.add_argument("--val-crop", type=int, default=256, help="val centre crop, HR px (eval's is 256)")
@@ -57,7 +61,7 @@ def main(argv=None) -> int:
 
     from duoscale_trainer.data.dataset import FixedPairs, PairDataset
     from duoscale_trainer.export import SRPipeline
-    from duoscale_trainer.nets.discriminator import build_discriminator, diffaugment
+    from duoscale_trainer.nets.discriminator import build_discriminator, diffaugment, gradient_grid_peak
     from duoscale_trainer.train import common as C
     from duoscale_trainer.train.student import d_adv_loss
 
@@ -70,7 +74,8 @@ def main(argv=None) -> int:
     net, codec, schedule, cfg = C.load_for_inference(a.ckpt, which="student", ema=True)
     pipe = SRPipeline(net, codec, schedule, steps=1, noise_strength=0.0).eval()
     preset = a.preset or cfg.get("model", {}).get("disc_preset") or "small"
-    D = build_discriminator("hr", preset)
+    blur = a.blur or bool(ck["nets"]["d_hr"].get("blur", False))
+    D = build_discriminator("hr", preset, blur)
     if not a.fresh:
         got = C.init_optional_from({"d_hr": D}, a.ckpt, ck=ck)["d_hr"]
         if got != "loaded":
@@ -106,8 +111,10 @@ def main(argv=None) -> int:
     def evaluate(step: int) -> dict:
         D.eval()
         s_real, s_fake, s_bic = score(v_hr), score(v_fake), score(v_bic)
+        peak = gradient_grid_peak(D, v_fake)
         D.train()
-        row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "augment": not a.no_augment}
+        row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "blur": blur, "augment": not a.no_augment,
+               "grad_grid_peak": round(peak, 3)}
         for name, s_f in (("student", s_fake), ("bicubic", s_bic)):
             row[f"hinge_{name}"] = round(float(d_adv_loss(s_real[:, None], s_f[:, None], "hinge")), 4)
             row[f"rank_{name}"] = round(float((s_real > s_f).float().mean()), 4)
@@ -141,6 +148,7 @@ def main(argv=None) -> int:
     if a.save:
         ck["models"]["d_hr"] = {k: v.detach().clone() for k, v in D.state_dict().items()}
         ck.get("ema", {}).pop("d_hr", None)
+        ck["nets"]["d_hr"] = D.config()
         ck["d_hr_probe"] = {"steps": a.steps, "d_lr": a.d_lr, "fresh": a.fresh, "pool": a.pool,
                             "hr_size": a.hr_size, "final": rows[-1]}
         C.atomic_save(ck, Path(a.save))
@@ -148,11 +156,12 @@ def main(argv=None) -> int:
     with open(out / "probe.jsonl", "w") as f:
         for r in rows:
             f.write(json.dumps(r) + "\n")
-    print(f"\n| step | train hinge | val hinge (student) | rank (student) | gap (student) | val hinge (bicubic) | rank (bicubic) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("\n| step | train hinge | val hinge (student) | rank (student) | gap (student) | val hinge (bicubic) "
+          "| rank (bicubic) | 4-px peak of D's gradient |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['step']} | {r.get('train_hinge', '–')} | {r['hinge_student']} | {r['rank_student']} | "
-              f"{r['gap_student']} | {r['hinge_bicubic']} | {r['rank_bicubic']} |")
+              f"{r['gap_student']} | {r['hinge_bicubic']} | {r['rank_bicubic']} | {r['grad_grid_peak']} |")
     print(f"{time.time() - t0:.0f} s in all; {out / 'probe.jsonl'}")
     return 0
 

@@ -38,6 +38,9 @@ class ModelConfig:
     downsampler_preset: str = "tiny"  # size preset of the downsampler network
     downsampler_channels: int = 0     # override of the downsampler's width; 0 = preset's own
     disc_preset: str = "small"        # D_H / D_L channel set (ML.md 3.4): tiny | small (CPU) | base (GPU)
+    disc_blur: bool = False           # low-pass before each stride-2 conv of D_H and D_L: without it D's
+                                      # gradient peaks at a 4-px period (nets/discriminator.py Stage);
+                                      # no weights, so a D from a checkpoint without it loads
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)
@@ -369,6 +372,10 @@ def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) ->
         key = f"student.{k}"
         if k in st and key not in explicit and st[k] != getattr(cfg.student, k):
             changed[key] = st[k]
+    # the discriminators' blur shapes what their loaded weights mean
+    blur = ((init_config or {}).get("model") or {}).get("disc_blur")
+    if blur is not None and "model.disc_blur" not in explicit and blur != cfg.model.disc_blur:
+        changed["model.disc_blur"] = blur
     apply_overrides(cfg, changed)
     validate(cfg)
     return changed

@@ -319,3 +319,23 @@ def test_restore_gain_scales_the_input_and_travels_with_the_config():
     with torch.no_grad():
         assert torch.allclose(a(x, t, c, torch.ones(1)), b(x, t, c, torch.full((1,), 10.0)), atol=1e-5)
     assert unet_from_config(a.config()).restore_gain == 10.0
+
+
+def test_blurred_discriminator_asks_for_no_4px_pattern_and_takes_unblurred_weights():
+    """model.disc_blur: a low-pass before each stride-2 conv. Without it the gradient a D hands
+    the student peaks at the 15 frequencies of a 4-px period (the lattice of its two first
+    stride-2 convs); with it the peak is gone. It adds no weights, so a checkpoint's D loads."""
+    from duoscale_trainer.nets.discriminator import Discriminator, gradient_grid_peak
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.avg_pool2d(torch.rand(4, 3, 130, 130, generator=g) * 2 - 1, 3, 1)[..., :128, :128]
+    for seed in range(3):
+        torch.manual_seed(seed)
+        plain = build_discriminator("hr", "tiny")
+        blurred = build_discriminator("hr", "tiny", blur=True)
+        blurred.load_state_dict(plain.state_dict())              # same keys, same shapes
+        p0, p1 = gradient_grid_peak(plain, x), gradient_grid_peak(blurred, x)
+        assert p0 > 2.5 and p1 < 1.6 and p1 < 0.5 * p0, (seed, p0, p1)
+    cfg = blurred.config()
+    assert cfg["blur"] is True and Discriminator(**cfg).config() == cfg
+    assert blurred(x).shape == plain(x).shape

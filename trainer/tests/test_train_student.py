@@ -511,3 +511,30 @@ def test_d_warmup_trains_only_the_discriminators_first(photos, teacher_ckpt, tmp
     assert [("adv_hr" in e["losses"]) for e in prog] == [False, False, False, True, True]
     assert prog[3]["losses"]["lr"] == pytest.approx(0.5 * prog[4]["losses"]["lr"])   # its warm-up starts after D's
     assert not same(start["models"]["student"], ck["models"]["student"])
+
+
+def test_disc_blur_runs_and_a_fine_tune_from_it_keeps_it(photos, teacher_ckpt, tmp_path):
+    """model.disc_blur: both discriminators low-pass before their stride-2 convs; the checkpoint
+    says so, and a fine-tune from it keeps the blur (its D weights were learned with it) unless
+    the command line says otherwise."""
+    from duoscale_trainer.train.common import load_checkpoint
+
+    out = tmp_path / "blur"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 3,
+                          "--teacher", teacher_ckpt, "--set", "model.disc_blur=true",
+                          "--set", "student.d_start_frac=0", "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["nets"]["d_hr"]["blur"] is True and ck["nets"]["d_lr"]["blur"] is True
+    assert any("d_hr" in e["losses"] for e in events if e["event"] == "progress")
+
+    def tune(name, *flags):
+        rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / name,
+                              "--steps", 1, "--teacher", teacher_ckpt, "--init", out / "checkpoints" / "last.pt",
+                              "--set", "run.sample_every=100", *flags])
+        assert rc == 0, events[-1]
+        started = next(e for e in events if e["event"] == "started")
+        return started["config"]["model"]["disc_blur"], started["init_gan"]["d_hr"]
+
+    assert tune("keep") == (True, "loaded")
+    assert tune("off", "--set", "model.disc_blur=false") == (False, "loaded")
