@@ -16,7 +16,7 @@
 #                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: r-adv10c r-adv10cg)
+#   VARIANTS       which of the variants below to run (default: r-adv10cb r-adv30cb)
 #   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
@@ -46,6 +46,11 @@
 # 69 steps) over-planned the run (1,100 steps), which the budget then cut. Then r-adv10c alone from
 # its own checkpoint (INIT=r-adv10c.slim.pt, CACHE=1024, MINUTES=2.5, EXTRA="--set
 # student.w_colour=0.2"): 538 steps at 3.6 it/s. docs/MODELS.md "The second GPU repair session".
+# Stop 17 (CPU only): the HR discriminator's stride-2 lattice makes its gradient ask for a 4-px
+# pattern, and the shipped D had not learned to tell the student from photos; a blurred D, first
+# trained alone, drew no pattern on the CPU (docs/MODELS.md "The discriminator, examined"). Hence
+# the default variants r-adv10cb and r-adv30cb. The D-only warm-up steps make the speed probe
+# over-plan the run; the budget cuts it on time and the learning rate is constant, as before.
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -58,7 +63,7 @@ TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
 CACHE=${CACHE:-2048}
-VARIANTS=${VARIANTS:-"r-adv10c r-adv10cg"}
+VARIANTS=${VARIANTS:-"r-adv10cb r-adv30cb"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -86,6 +91,13 @@ flags() {  # what each variant changes
     r-adv10cg) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 \
                     --set student.w_detail=10 --set student.detail_deblock=true ;;  # r-adv10c + a charge on the 4-px grid
     r-detail) echo --set student.w_detail=10 --set student.detail_deblock=true ;;   # grid-proof detail term
+    # the blurred discriminators (model.disc_blur: no 4-px request in D's gradient), first trained
+    # alone on the frozen student (student.d_warmup_steps; D-only steps cost about a third of a
+    # full step on the CPU), at 4x the D learning rate: docs/MODELS.md "The discriminator, examined"
+    r-adv10cb) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 --set model.disc_blur=true \
+                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 ;;
+    r-adv30cb) echo --set student.w_hr_adv=3.0 --set student.w_colour=0.1 --set model.disc_blur=true \
+                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 ;;
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }
