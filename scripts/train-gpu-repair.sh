@@ -92,8 +92,8 @@ flags() {  # what each variant changes
                     --set student.w_detail=10 --set student.detail_deblock=true ;;  # r-adv10c + a charge on the 4-px grid
     r-detail) echo --set student.w_detail=10 --set student.detail_deblock=true ;;   # grid-proof detail term
     # the blurred discriminators (model.disc_blur: no 4-px request in D's gradient), first trained
-    # alone on the frozen student (student.d_warmup_steps; D-only steps cost about a third of a
-    # full step on the CPU), at 4x the D learning rate: docs/MODELS.md "The discriminator, examined"
+    # alone on the frozen student (student.d_warmup_steps; a D-only step costs about a quarter of
+    # a full step on the CPU), at 4x the D learning rate: docs/MODELS.md "The discriminator, examined"
     r-adv10cb) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 --set model.disc_blur=true \
                     --set student.d_warmup_steps=400 --set student.d_lr=4e-4 ;;
     r-adv30cb) echo --set student.w_hr_adv=3.0 --set student.w_colour=0.1 --set model.disc_blur=true \

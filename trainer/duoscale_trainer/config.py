@@ -430,6 +430,9 @@ def validate(cfg: Config) -> None:
             raise ValueError("student.d_start_frac and student.adv_start_frac must be in [0, 1]")
         if s.d_warmup_steps < 0:
             raise ValueError("student.d_warmup_steps must be >= 0")
+        if s.d_warmup_steps and not (s.hr_adv or s.lr_adv):
+            raise ValueError("student.d_warmup_steps trains the discriminators, but hr-adv and lr-adv are "
+                             "both off; drop it or turn one of them on")
         if s.r1_every < 1:
             raise ValueError("student.r1_every must be >= 1")
     for key in ("zero_noise_share", "inference_noise"):

@@ -538,3 +538,10 @@ def test_disc_blur_runs_and_a_fine_tune_from_it_keeps_it(photos, teacher_ckpt, t
 
     assert tune("keep") == (True, "loaded")
     assert tune("off", "--set", "model.disc_blur=false") == (False, "loaded")
+
+
+def test_d_warmup_without_a_discriminator_is_refused(photos, teacher_ckpt, tmp_path):
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "x", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--no-hr-adv", "--no-lr-adv",
+                          "--set", "student.d_warmup_steps=5"])
+    assert rc != 0 and "student.d_warmup_steps" in json.dumps(events)
