@@ -8,8 +8,8 @@
 The student of CKPT is frozen. A pool of `--pool` training pairs (CROPS, the Real-ESRGAN pipeline at
 `--hr-size`, trainer seed 3) is made once, with the student's output (restore input 1) as the fake
 of each. D_H (CKPT's own, or a fresh one with `--fresh`) then trains alone on that pool with the
-student run's D recipe: hinge loss, DiffAugment on real and fake, Adam betas (0, 0.99), lazy R1
-(gamma 0.1 every 16 steps), batch 8. Every 50 steps it is scored on the 27 val centre crops (256 px,
+D recipe of CKPT's run (its GAN loss, Adam betas and lazy R1; the shipped checkpoint's: hinge,
+betas (0, 0.99), R1 gamma 0.1 every 16 steps), DiffAugment on real and fake, batch 8. Every 50 steps it is scored on the 27 val centre crops (256 px,
 the eval's (b) pairs, seed 1234), and on bicubic enlargements of the same LR as a second fake:
 
 - hinge: the D loss on val (2.0 = D outputs 0 for everything, 0 = every margin met);
@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--d-lr", type=float, default=1e-4)
     p.add_argument("--fresh", action="store_true", help="a fresh D_H instead of CKPT's")
-    p.add_argument("--preset", default=None, help="D preset for --fresh (tiny | small | base); default CKPT's")
+    p.add_argument("--preset", default=None, help="D preset for --fresh (tiny | small | base); default CKPT's layout")
     p.add_argument("--blur", action="store_true", help="D_H with model.disc_blur (CKPT's weights still load)")
     p.add_argument("--pool", type=int, default=512)
     p.add_argument("--hr-size", type=int, default=64)
@@ -61,7 +61,9 @@ def main(argv=None) -> int:
 
     from duoscale_trainer.data.dataset import FixedPairs, PairDataset
     from duoscale_trainer.export import SRPipeline
-    from duoscale_trainer.nets.discriminator import build_discriminator, diffaugment, gradient_grid_peak
+    from duoscale_trainer.config import StudentConfig
+    from duoscale_trainer.nets.discriminator import (Discriminator, build_discriminator, diffaugment,
+                                                     gradient_grid_peak)
     from duoscale_trainer.train import common as C
     from duoscale_trainer.train.student import d_adv_loss
 
@@ -71,16 +73,19 @@ def main(argv=None) -> int:
     ck = C.load_checkpoint(a.ckpt)
     if "d_hr" not in ck.get("nets", {}):
         sys.exit(f"error: {a.ckpt} holds no HR discriminator; give a student checkpoint")
-    net, codec, schedule, cfg = C.load_for_inference(a.ckpt, which="student", ema=True)
+    net, codec, schedule, cfg = C.load_for_inference(a.ckpt, which="student", ema=True, ck=ck)
     pipe = SRPipeline(net, codec, schedule, steps=1, noise_strength=0.0).eval()
-    preset = a.preset or cfg.get("model", {}).get("disc_preset") or "small"
+    st = StudentConfig(**{k: v for k, v in cfg.get("student", {}).items() if k in StudentConfig.__dataclass_fields__})
     blur = a.blur or bool(ck["nets"]["d_hr"].get("blur", False))
-    D = build_discriminator("hr", preset, blur)
+    # CKPT's own D layout, unless --preset asks for another (then only --fresh makes sense)
+    D = (build_discriminator("hr", a.preset, blur) if a.preset
+         else Discriminator(**{**ck["nets"]["d_hr"], "blur": blur}))
     if not a.fresh:
         got = C.init_optional_from({"d_hr": D}, a.ckpt, ck=ck)["d_hr"]
         if got != "loaded":
-            sys.exit(f"error: {a.ckpt}: its HR discriminator is {got} for preset {preset}; pass --preset")
-    opt = torch.optim.Adam(D.parameters(), lr=a.d_lr, betas=(0.0, 0.99))
+            sys.exit(f"error: {a.ckpt}: its HR discriminator is {got} for preset {a.preset}; "
+                     "drop --preset or add --fresh")
+    opt = torch.optim.Adam(D.parameters(), lr=a.d_lr, betas=tuple(st.d_betas))
 
     def student(lr01: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -116,7 +121,7 @@ def main(argv=None) -> int:
         row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "blur": blur, "augment": not a.no_augment,
                "grad_grid_peak": round(peak, 3)}
         for name, s_f in (("student", s_fake), ("bicubic", s_bic)):
-            row[f"hinge_{name}"] = round(float(d_adv_loss(s_real[:, None], s_f[:, None], "hinge")), 4)
+            row[f"hinge_{name}"] = round(float(d_adv_loss(s_real[:, None], s_f[:, None], st.gan_loss)), 4)
             row[f"rank_{name}"] = round(float((s_real > s_f).float().mean()), 4)
             row[f"gap_{name}"] = round(float((s_real - s_f).mean()), 4)
         return row
@@ -129,14 +134,14 @@ def main(argv=None) -> int:
     train_hinge = []
     for step in range(1, a.steps + 1):
         idx = torch.randint(0, a.pool, (a.batch,), generator=g)
-        r1_now = step % 16 == 0
+        r1_now = st.r1_gamma > 0 and step % st.r1_every == 0
         real = hr_pool[idx].requires_grad_(r1_now)
         logits = D(torch.cat([aug(real), aug(fake_pool[idx])]))
-        loss = d_adv_loss(logits[:a.batch], logits[a.batch:], "hinge")
+        loss = d_adv_loss(logits[:a.batch], logits[a.batch:], st.gan_loss)
         train_hinge.append(float(loss.detach()))
         if r1_now:
             grad, = torch.autograd.grad(logits[:a.batch].float().mean(dim=1).sum(), real, create_graph=True)
-            loss = loss + 0.5 * 0.1 * 16 * grad.square().sum(dim=[1, 2, 3]).mean()
+            loss = loss + 0.5 * st.r1_gamma * st.r1_every * grad.square().sum(dim=[1, 2, 3]).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

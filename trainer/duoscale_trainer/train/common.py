@@ -702,14 +702,15 @@ def codec_from_checkpoint(ck: dict):
     return codec_from_config(ck["codec"], ck.get("codec_state"))
 
 
-def load_for_inference(path: str | Path, which: str = "student", ema: bool = True):
+def load_for_inference(path: str | Path, which: str = "student", ema: bool = True, ck: dict | None = None):
     """(net, codec, schedule, config) from a teacher/student checkpoint, in eval mode on CPU.
 
     which: "student" or "teacher". A student checkpoint also holds its teacher (frozen copy), so
-    load_for_inference(student_ckpt, "teacher") gives the teacher it was distilled from."""
+    load_for_inference(student_ckpt, "teacher") gives the teacher it was distilled from.
+    `ck`: the checkpoint at `path`, already loaded."""
     from ..diffusion import Schedule
 
-    ck = load_checkpoint(path)
+    ck = load_checkpoint(path) if ck is None else ck
     if which not in ("student", "teacher"):
         raise ValueError(f"which must be 'student' or 'teacher', got {which!r}")
     net = build_net_from(ck, which, ema=ema).eval()
