@@ -78,7 +78,7 @@ def main(argv=None) -> int:
     st = StudentConfig(**{k: v for k, v in cfg.get("student", {}).items() if k in StudentConfig.__dataclass_fields__})
     blur = a.blur or bool(ck["nets"]["d_hr"].get("blur", False))
     # CKPT's own D layout, unless --preset asks for another (then only --fresh makes sense)
-    D = (build_discriminator("hr", a.preset, blur) if a.preset
+    D = (build_discriminator("hr", a.preset, blur, bool(ck["nets"]["d_hr"].get("centre", False))) if a.preset
          else Discriminator(**{**ck["nets"]["d_hr"], "blur": blur}))
     if not a.fresh:
         got = C.init_optional_from({"d_hr": D}, a.ckpt, ck=ck)["d_hr"]

@@ -41,6 +41,9 @@ class ModelConfig:
     disc_blur: bool = False           # low-pass before each stride-2 conv of D_H and D_L: without it D's
                                       # gradient peaks at a 4-px period (nets/discriminator.py Stage);
                                       # no weights, so a D from a checkpoint without it loads
+    disc_centre: bool = False         # D_H and D_L judge each image minus its per-channel mean, so the
+                                      # adversarial terms cannot move an output's mean colour
+                                      # (nets/discriminator.py Discriminator); no weights either
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)
@@ -372,10 +375,11 @@ def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) ->
         key = f"student.{k}"
         if k in st and key not in explicit and st[k] != getattr(cfg.student, k):
             changed[key] = st[k]
-    # the discriminators' blur shapes what their loaded weights mean
-    blur = ((init_config or {}).get("model") or {}).get("disc_blur")
-    if blur is not None and "model.disc_blur" not in explicit and blur != cfg.model.disc_blur:
-        changed["model.disc_blur"] = blur
+    # the discriminators' blur and centring shape what their loaded weights mean
+    for k in ("disc_blur", "disc_centre"):
+        v = ((init_config or {}).get("model") or {}).get(k)
+        if v is not None and f"model.{k}" not in explicit and v != getattr(cfg.model, k):
+            changed[f"model.{k}"] = v
     apply_overrides(cfg, changed)
     validate(cfg)
     return changed

@@ -339,3 +339,30 @@ def test_blurred_discriminator_asks_for_no_4px_pattern_and_takes_unblurred_weigh
     cfg = blurred.config()
     assert cfg["blur"] is True and Discriminator(**cfg).config() == cfg
     assert blurred(x).shape == plain(x).shape
+
+
+def test_centred_discriminator_cannot_move_an_images_mean_colour():
+    """model.disc_centre: D judges each image minus its per-channel mean. A tint added to the
+    whole image changes nothing D says, so the gradient it hands the generator sums to zero over
+    each image and channel; the plain D's does not. No weights: the plain D's state dict loads."""
+    from duoscale_trainer.nets.discriminator import Discriminator
+
+    torch.manual_seed(0)
+    plain = build_discriminator("hr", "tiny", blur=True)
+    centred = build_discriminator("hr", "tiny", blur=True, centre=True)
+    centred.load_state_dict(plain.state_dict())
+    plain.eval(), centred.eval()            # spectral norm's power iteration would move the weights per call
+    x = torch.rand(2, 3, 64, 64) * 1.6 - 0.8
+    tint = torch.tensor([0.15, -0.1, 0.05]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert torch.allclose(centred(x + tint), centred(x), atol=1e-5)
+        assert not torch.allclose(plain(x + tint), plain(x), atol=1e-3)
+
+    def channel_sums(D):
+        xi = x.clone().requires_grad_(True)
+        g, = torch.autograd.grad(D(xi).mean(), xi)
+        return g.sum(dim=(2, 3)).abs().max().item() / g.abs().sum(dim=(2, 3)).max().item()
+
+    assert channel_sums(centred) < 1e-4 < 0.01 < channel_sums(plain)
+    cfg = centred.config()
+    assert cfg["centre"] is True and Discriminator(**cfg).config() == cfg

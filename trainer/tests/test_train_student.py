@@ -513,19 +513,21 @@ def test_d_warmup_trains_only_the_discriminators_first(photos, teacher_ckpt, tmp
     assert not same(start["models"]["student"], ck["models"]["student"])
 
 
-def test_disc_blur_runs_and_a_fine_tune_from_it_keeps_it(photos, teacher_ckpt, tmp_path):
-    """model.disc_blur: both discriminators low-pass before their stride-2 convs; the checkpoint
-    says so, and a fine-tune from it keeps the blur (its D weights were learned with it) unless
-    the command line says otherwise."""
+def test_disc_blur_and_centre_run_and_a_fine_tune_from_them_keeps_them(photos, teacher_ckpt, tmp_path):
+    """model.disc_blur: both discriminators low-pass before their stride-2 convs; model.disc_centre:
+    they judge images minus their per-channel means. The checkpoint says so, and a fine-tune from it
+    keeps both (its D weights were learned with them) unless the command line says otherwise."""
     from duoscale_trainer.train.common import load_checkpoint
 
     out = tmp_path / "blur"
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 3,
                           "--teacher", teacher_ckpt, "--set", "model.disc_blur=true",
+                          "--set", "model.disc_centre=true",
                           "--set", "student.d_start_frac=0", "--set", "run.sample_every=100"])
     assert rc == 0, events[-1]
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["nets"]["d_hr"]["blur"] is True and ck["nets"]["d_lr"]["blur"] is True
+    assert ck["nets"]["d_hr"]["centre"] is True and ck["nets"]["d_lr"]["centre"] is True
     assert any("d_hr" in e["losses"] for e in events if e["event"] == "progress")
 
     def tune(name, *flags):
@@ -534,10 +536,11 @@ def test_disc_blur_runs_and_a_fine_tune_from_it_keeps_it(photos, teacher_ckpt, t
                               "--set", "run.sample_every=100", *flags])
         assert rc == 0, events[-1]
         started = next(e for e in events if e["event"] == "started")
-        return started["config"]["model"]["disc_blur"], started["init_gan"]["d_hr"]
+        m = started["config"]["model"]
+        return m["disc_blur"], m["disc_centre"], started["init_gan"]["d_hr"]
 
-    assert tune("keep") == (True, "loaded")
-    assert tune("off", "--set", "model.disc_blur=false") == (False, "loaded")
+    assert tune("keep") == (True, True, "loaded")
+    assert tune("off", "--set", "model.disc_blur=false", "--set", "model.disc_centre=false") == (False, False, "loaded")
 
 
 def test_d_warmup_without_a_discriminator_is_refused(photos, teacher_ckpt, tmp_path):

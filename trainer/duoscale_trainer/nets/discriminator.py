@@ -74,12 +74,18 @@ class Head(nn.Module):
 
 
 class Discriminator(nn.Module):
+    """centre: subtract each image's per-channel mean before the first stage. D then cannot tell two
+    images that differ by a constant per channel apart, so the gradient it hands the generator sums
+    to zero over each image and channel: the adversarial term cannot move an output's mean colour
+    (model.disc_centre). Local colour, and colour at every scale below the crop, still counts."""
+
     def __init__(self, in_ch: int = 3, channels: tuple[int, ...] = (32, 64, 128, 256), head_ch: int = 64,
-                 blur: bool = False):
+                 blur: bool = False, centre: bool = False):
         super().__init__()
         self.channels = tuple(int(c) for c in channels)
+        self.centre = bool(centre)
         self._cfg = {"in_ch": int(in_ch), "channels": list(self.channels), "head_ch": int(head_ch),
-                     "blur": bool(blur)}
+                     "blur": bool(blur), "centre": self.centre}
         self.pad_multiple = 2 ** len(self.channels)
         chs = (in_ch,) + self.channels
         self.stages = nn.ModuleList([Stage(chs[i], chs[i + 1], blur) for i in range(len(self.channels))])
@@ -89,7 +95,7 @@ class Discriminator(nn.Module):
         return dict(self._cfg)
 
     def forward(self, img: Tensor) -> Tensor:
-        h = img
+        h = img - img.mean(dim=(2, 3), keepdim=True) if self.centre else img
         logits = []
         for stage, head in zip(self.stages, self.heads):
             h = stage(h)
@@ -127,11 +133,13 @@ DISC_PRESETS = {
 }
 
 
-def build_discriminator(kind: str = "hr", preset: str = "small", blur: bool = False) -> Discriminator:
-    """blur: low-pass each stage's input before its stride-2 conv (model.disc_blur; see Stage)."""
+def build_discriminator(kind: str = "hr", preset: str = "small", blur: bool = False,
+                        centre: bool = False) -> Discriminator:
+    """blur: low-pass each stage's input before its stride-2 conv (model.disc_blur; see Stage).
+    centre: judge each image with its per-channel mean removed (model.disc_centre; see Discriminator)."""
     if preset not in DISC_PRESETS:
         raise ValueError(f"unknown discriminator preset {preset!r}; choose one of {sorted(DISC_PRESETS)}")
-    cfg = dict(DISC_PRESETS[preset], blur=blur)
+    cfg = dict(DISC_PRESETS[preset], blur=blur, centre=centre)
     if kind == "lr":
         cfg["channels"] = cfg["channels"][:3]
     elif kind != "hr":

@@ -248,8 +248,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                      cfg.model.downsampler_channels}
         G = build_downsampler(cfg.model.downsampler, cfg.model.downsampler_preset, latent_ch=lat_ch,
                               **ds_kw).to(dev, memory_format=fmt)
-        D_H = build_discriminator("hr", cfg.model.disc_preset, cfg.model.disc_blur).to(dev, memory_format=fmt)
-        D_L = build_discriminator("lr", cfg.model.disc_preset, cfg.model.disc_blur).to(dev, memory_format=fmt)
+        D_H = build_discriminator("hr", cfg.model.disc_preset, cfg.model.disc_blur, cfg.model.disc_centre).to(dev, memory_format=fmt)
+        D_L = build_discriminator("lr", cfg.model.disc_preset, cfg.model.disc_blur, cfg.model.disc_centre).to(dev, memory_format=fmt)
 
         init_gan = {}
         if cfg.paths.init and resume is None and s.init_gan:
