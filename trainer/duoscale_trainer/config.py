@@ -100,6 +100,10 @@ class StudentConfig:
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     colour_cell: int = 0              # w_colour's area: 0 = the whole crop, N = N x N HR-pixel cells
                                       # (a multiple of 4), so a local shift cannot hide behind the crop mean
+    channel_perm: float = 0.0         # share of training pairs whose R, G, B are put in another order
+                                      # (HR, LR and teacher target alike; one of the 5 other orders), so
+                                      # the student cannot learn a palette's colours from 139 photos
+                                      # (s2d codec only: its latent is the RGB planes, unshuffled)
     w_anchor: float = 0.0             # bicubic-only rows: MSE to the output of the --init student (a frozen
                                       # copy), so terms aimed at damaged photos do not move clean ones
     restore_cond: bool = False        # condition the student on r = 1 for Real-ESRGAN rows, 0 for
@@ -439,10 +443,13 @@ def validate(cfg: Config) -> None:
                              "both off; drop it or turn one of them on")
         if s.r1_every < 1:
             raise ValueError("student.r1_every must be >= 1")
-    for key in ("zero_noise_share", "inference_noise"):
+    for key in ("zero_noise_share", "inference_noise", "channel_perm"):
         v = getattr(s, key)
         if not 0 <= v <= 1:
             raise ValueError(f"config student.{key}={v}: must be in [0, 1]")
+    if s.channel_perm and cfg.model.codec != "s2d":
+        raise ValueError("student.channel_perm needs model.codec=s2d (a learned codec's latent channels "
+                         "are not the RGB planes)")
     if not s.restore_gain > 0:
         raise ValueError(f"config student.restore_gain={s.restore_gain}: must be positive")
     if s.colour_cell < 0 or s.colour_cell % 4:

@@ -548,3 +548,39 @@ def test_d_warmup_without_a_discriminator_is_refused(photos, teacher_ckpt, tmp_p
                           "--teacher", teacher_ckpt, "--no-hr-adv", "--no-lr-adv",
                           "--set", "student.d_warmup_steps=5"])
     assert rc != 0 and "student.d_warmup_steps" in json.dumps(events)
+
+
+def test_channel_perm_moves_image_and_s2d_latent_planes_together():
+    """student.channel_perm: a row's R, G, B go into another order in the HR, the LR and the
+    teacher's latent target alike (the s2d latent keeps each colour's 16 planes together), and
+    only about `share` of the rows move."""
+    from duoscale_trainer.train.student import permute_channels
+
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(64, 3, 8, 8)
+    lr = torch.nn.functional.avg_pool2d(hr, 4)
+    lat = torch.nn.functional.pixel_unshuffle(hr, 4)                       # 64 x 48 x 2 x 2
+    p_hr, p_lr, p_lat, none = permute_channels(0.5, g, hr, lr, lat, None)
+    assert none is None
+    assert torch.equal(torch.nn.functional.pixel_unshuffle(p_hr, 4), p_lat)
+    assert torch.allclose(torch.nn.functional.avg_pool2d(p_hr, 4), p_lr)
+    moved = [not torch.equal(p_hr[i], hr[i]) for i in range(64)]
+    assert 20 <= sum(moved) <= 44
+    for i in range(64):                                                     # a permutation of the planes
+        assert sorted(p_hr[i].sum((1, 2)).tolist()) == pytest.approx(sorted(hr[i].sum((1, 2)).tolist()))
+    same, = permute_channels(0.0, g, hr)
+    assert torch.equal(same, hr)
+    with pytest.raises(ValueError, match="3 colour blocks"):
+        permute_channels(1.0, g, torch.rand(2, 4, 2, 2))
+
+
+def test_channel_perm_trains_from_the_cache_and_refuses_a_share_outside_0_1(photos, teacher_ckpt, tmp_path):
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "p", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.channel_perm=0.5",
+                          "--set", "student.cache_targets=4", "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    started = next(e for e in events if e["event"] == "started")
+    assert started["config"]["student"]["channel_perm"] == 0.5
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "q", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--set", "student.channel_perm=1.5"])
+    assert rc != 0 and "student.channel_perm=1.5" in json.dumps(events)

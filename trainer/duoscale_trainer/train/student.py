@@ -333,6 +333,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 lr = C.to_device(batch["lr"], dev, fmt)
                 real = batch["real"].to(dev)
                 eps = target = target0 = None
+            if s.channel_perm:
+                hr, lr, eps, target, target0 = permute_channels(
+                    s.channel_perm, C.step_generator(cfg.run.seed, torch.device("cpu"), "perm", ctx.dist.rank, step),
+                    hr, lr, eps, target, target0)
             B = hr.shape[0]
             t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
             r = real.float() if rc else None          # the restore input: 1 on Real-ESRGAN rows
@@ -515,6 +519,33 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         return summary
     finally:
         C.close_context(ctx)
+
+
+# ---------------------------------------------------------------------------------------------
+# Channel permutation (student.channel_perm)
+
+def permute_channels(share: float, g: torch.Generator, *tensors: Tensor | None) -> tuple:
+    """Put the R, G, B planes of a `share` of the batch's rows in another order (one of the 5
+    non-identity orders, uniformly), the same order for every tensor of a row. Image tensors have
+    3 channels; s2d latents 3 x 16 (pixel_unshuffle by 4 keeps each colour's 16 planes together),
+    so a latent moves in blocks of 16. None passes through."""
+    first = next(t for t in tensors if t is not None)
+    B = first.shape[0]
+    orders = torch.tensor([[0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]])
+    pick = orders[torch.randint(0, 5, (B,), generator=g)]
+    on = torch.rand(B, generator=g) < share
+    perm = torch.where(on[:, None], pick, torch.arange(3).expand(B, 3))     # B x 3
+    out = []
+    for t in tensors:
+        if t is None:
+            out.append(None)
+            continue
+        per = t.shape[1] // 3
+        if per * 3 != t.shape[1]:
+            raise ValueError(f"permute_channels: {t.shape[1]} channels is not 3 colour blocks")
+        idx = (perm[:, :, None] * per + torch.arange(per)).reshape(B, -1).to(t.device)
+        out.append(torch.gather(t, 1, idx[:, :, None, None].expand(-1, -1, *t.shape[2:])))
+    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------
