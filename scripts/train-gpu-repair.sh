@@ -93,11 +93,13 @@ flags() {  # what each variant changes
     r-detail) echo --set student.w_detail=10 --set student.detail_deblock=true ;;   # grid-proof detail term
     # the blurred discriminators (model.disc_blur: no 4-px request in D's gradient), first trained
     # alone on the frozen student (student.d_warmup_steps; a D-only step costs about a quarter of
-    # a full step on the CPU), at 4x the D learning rate: docs/MODELS.md "The discriminator, examined"
+    # a full step on the CPU), at 4x the D learning rate: docs/MODELS.md "The discriminator, examined";
+    # half the pairs with their colour channels permuted (student.channel_perm), which took back
+    # part of the CPU runs' colour drift: "Where the colour drift of the CPU runs comes from"
     r-adv10cb) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 --set model.disc_blur=true \
-                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 ;;
+                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 ;;
     r-adv30cb) echo --set student.w_hr_adv=3.0 --set student.w_colour=0.1 --set model.disc_blur=true \
-                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 ;;
+                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 ;;
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }
