@@ -248,8 +248,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                      cfg.model.downsampler_channels}
         G = build_downsampler(cfg.model.downsampler, cfg.model.downsampler_preset, latent_ch=lat_ch,
                               **ds_kw).to(dev, memory_format=fmt)
-        D_H = build_discriminator("hr", cfg.model.disc_preset, cfg.model.disc_blur, cfg.model.disc_centre).to(dev, memory_format=fmt)
-        D_L = build_discriminator("lr", cfg.model.disc_preset, cfg.model.disc_blur, cfg.model.disc_centre).to(dev, memory_format=fmt)
+        d_kw = {"preset": cfg.model.disc_preset, "blur": cfg.model.disc_blur, "centre": cfg.model.disc_centre}
+        D_H = build_discriminator("hr", **d_kw).to(dev, memory_format=fmt)
+        D_L = build_discriminator("lr", **d_kw).to(dev, memory_format=fmt)
 
         init_gan = {}
         if cfg.paths.init and resume is None and s.init_gan:
@@ -337,6 +338,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 hr, lr, eps, target, target0 = permute_channels(
                     s.channel_perm, C.step_generator(cfg.run.seed, torch.device("cpu"), "perm", ctx.dist.rank, step),
                     hr, lr, eps, target, target0)
+                hr, lr, eps, target, target0 = (None if t is None else t.contiguous(memory_format=fmt)
+                                                for t in (hr, lr, eps, target, target0))
             B = hr.shape[0]
             t_T = torch.full((B,), T - 1, dtype=torch.long, device=dev)
             r = real.float() if rc else None          # the restore input: 1 on Real-ESRGAN rows
