@@ -69,15 +69,10 @@ def main() -> int:
 
     ds = E.make_pairs(a.val, a.crop, "realesrgan", a.seed, None)
     hrs, lrs, names = list(ds.hr), list(ds.lr), list(ds.names)
-    methods = []
-    for spec in a.models:
-        name, _, path = spec.partition("=")
-        if not path:
-            raise SystemExit(f"{spec}: expected NAME=PATH")
-        m = E.build_method(name, path, "student")
-        if m.restore is not None:            # repair mode under (b), as eval's "truth" does
-            m.restore = 1.0
-        methods.append(m)
+    try:
+        methods = E.repair_students(a.models)
+    except E.EvalError as e:
+        raise SystemExit(f"error: {e}")
     outs = E.run_methods(methods, lrs, 0)
     for k in a.declip:
         for m in list(methods):

@@ -46,15 +46,11 @@ def main() -> int:
         windows.append((names.index(crop), x, y, size))
     idx = sorted({w[0] for w in windows})
     lrs = [ds.lr[i] for i in idx]
-    columns = []
-    for spec in a.models:
-        name, _, path = spec.partition("=")
-        if not path:
-            raise SystemExit(f"{spec}: expected NAME=PATH")
-        m = E.build_method(name, path, "student")
-        if m.restore is not None:
-            m.restore = 1.0
-        columns.append(dict(zip(idx, E.run_methods([m], lrs, 0)[name])))
+    try:
+        methods = E.repair_students(a.models)
+    except E.EvalError as e:
+        raise SystemExit(f"error: {e}")
+    columns = [dict(zip(idx, E.run_methods([m], lrs, 0)[m.name])) for m in methods]
     if a.hr:
         columns.append({i: (np.clip(ds.hr[i], 0, 1) * 255.0 + 0.5).astype(np.uint8) for i in idx})
     gap = 8

@@ -248,6 +248,22 @@ def build_method(name: str, path: str, which: str, stochastic: bool = False, see
                                   repair_noise=repair_noise or 0.0)
 
 
+def repair_students(specs: list[str]) -> list[Method]:
+    """Students from NAME=PATH specs (checkpoint or ONNX), each with its restore input at 1 when it
+    has one: repair mode, as `eval --restore truth` runs them under (b). For the scripts that look
+    at the (b) crops alone (colour-shift-by-crop.py, zoom-sheet.py)."""
+    methods = []
+    for spec in specs:
+        name, _, path = spec.partition("=")
+        if not name or not path:
+            raise EvalError(f"{spec}: expected NAME=PATH")
+        m = build_method(name, path, "student")
+        if m.restore is not None:
+            m.restore = 1.0
+        methods.append(m)
+    return methods
+
+
 # ---------------------------------------------------------------------------------------------
 # Running
 
