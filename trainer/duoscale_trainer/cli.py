@@ -31,6 +31,7 @@ PLUGIN_COMMANDS = {
     "bench": ("duoscale_trainer.bench", "training steps/s and inference ms per tile, as ratios"),
     "degrade-samples": ("duoscale_trainer.data.degrade", "write a grid of degradation samples"),
     "faces": ("duoscale_trainer.data.faces", "find, align and crop faces from a folder of photos"),
+    "colour-prior": ("duoscale_trainer.colour_prior", "fit the repair-mode colour prior on training photos"),
 }
 ALL_COMMANDS = list(TRAIN_COMMANDS) + list(PLUGIN_COMMANDS) + ["nets"]
 

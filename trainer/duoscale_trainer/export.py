@@ -88,7 +88,7 @@ class SRPipeline(nn.Module):
     """
 
     def __init__(self, net: nn.Module, codec: nn.Module, schedule, steps: int = 1,
-                 noise_strength: float = 1.0, repair_noise: float = 0.0):
+                 noise_strength: float = 1.0, repair_noise: float = 0.0, colour_prior: nn.Module | None = None):
         super().__init__()
         self.net = net
         self.codec = codec
@@ -116,6 +116,12 @@ class SRPipeline(nn.Module):
                               f"got {repair_noise}")
         self.repair_noise = float(repair_noise)
         self.repair_noise_scale = kappa * math.sqrt(etas[-1]) * self.repair_noise
+        # colour prior (colour_prior.py): at restore r the output's local means move to the LR's
+        # plus the learned clipping offset, times r; r = 0 leaves the student's output as it is
+        if colour_prior is not None and not self.restore_cond:
+            raise ExportError("a colour prior needs a model with a restore input (student.restore_cond): "
+                              "it acts only when the user asks for repair")
+        self.colour_prior = colour_prior
 
     @property
     def latent_channels(self) -> int:
@@ -151,7 +157,10 @@ class SRPipeline(nn.Module):
                     k, m, j = self.kmj[i]
                     x = k * x0 + m * x + j * z_y
         img = self.codec.decode(x0)
-        return ((img + 1.0) * 0.5).clamp(0.0, 1.0)
+        hr = ((img + 1.0) * 0.5).clamp(0.0, 1.0)
+        if self.colour_prior is not None:
+            hr = self.colour_prior(lr, hr, restore)
+        return hr
 
 
 def count_params(module: nn.Module) -> int:
@@ -273,7 +282,9 @@ def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, pr
                                    "blur): repair it",
                         # prior-noise strength added per unit of r inside the graph: > 0 means the
                         # output depends on the noise input (and the seed) whenever r > 0
-                        "noise_strength": pipeline.repair_noise}} if pipeline.restore_cond else {}),
+                        "noise_strength": pipeline.repair_noise,
+                        **({"colour_prior": _prior_summary(pipeline.colour_prior)}
+                           if pipeline.colour_prior is not None else {})}} if pipeline.restore_cond else {}),
         "noise_shape": {"channels": c, "height": "H", "width": "W"},
         # how strongly the graph scales the noise input (already applied inside it): 1 = the
         # method's prior, 0 = deterministic (the noise input is then ignored)
@@ -288,6 +299,15 @@ def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, pr
         "experimental": bool(meta.experimental),
         "license": meta.license,
     }
+
+
+def _prior_summary(prior) -> dict:
+    """What the manifest says about a baked-in colour prior (the table itself is in the graph)."""
+    keep = ("data", "crop", "seeds", "crops_per_image", "degradation", "crops", "photos", "lambda", "folds",
+            "heldout_shift_local_means", "heldout_shift_with_prior")
+    return {"sigma_lr_px": prior.sigma, "sd_sigma_lr_px": prior.sd_sigma,
+            "cells": [len(prior.value_knots), len(prior.sd_knots)],
+            **{k: prior.info[k] for k in keep if k in prior.info}}
 
 
 def _fmt_metrics_md(metrics: dict) -> str:
@@ -321,6 +341,9 @@ def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float)
         *([f"| repair noise (prior-noise strength added at restore 1) | "
            f"{manifest['restore']['noise_strength']:g} (repaired output depends on the seed) |"]
           if manifest.get("restore", {}).get("noise_strength") else []),
+        *([f"| colour prior (restore > 0) | local means of the LR plus a clipping offset fitted on "
+           f"{manifest['restore']['colour_prior'].get('crops', '?')} training crops (docs/MODELS.md) |"]
+          if manifest.get("restore", {}).get("colour_prior") else []),
         "",
         "## Training",
         "",
@@ -447,11 +470,13 @@ def checkpoint_noise_strength(config: dict | None, which: str = "student",
 
 
 def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = True,
-                  noise_strength: float | None = None, repair_noise: float = 0.0) -> tuple[SRPipeline, dict]:
+                  noise_strength: float | None = None, repair_noise: float = 0.0,
+                  colour_prior: str | os.PathLike | None = None) -> tuple[SRPipeline, dict]:
     """SRPipeline (1 step for a student, the T-step chain for a teacher) + the checkpoint's config.
 
     noise_strength: None = the checkpoint's own (checkpoint_noise_strength). repair_noise: the
-    strength added per unit of the restore input (SRPipeline)."""
+    strength added per unit of the restore input (SRPipeline). colour_prior: a JSON file from the
+    colour-prior command, baked in behind the restore input."""
     from .train.common import load_for_inference
 
     if which not in ("student", "teacher"):
@@ -462,8 +487,15 @@ def load_pipeline(ckpt: str | os.PathLike, which: str = "student", ema: bool = T
     net, codec, schedule, config = load_for_inference(str(ckpt), which=which, ema=ema)
     steps = 1 if which == "student" else int(schedule.T)
     strength = checkpoint_noise_strength(config, which, noise_strength)
+    prior = None
+    if colour_prior:
+        from .colour_prior import ColourPrior, ColourPriorError
+        try:
+            prior = ColourPrior.load(colour_prior)
+        except ColourPriorError as e:
+            raise ExportError(str(e)) from e
     return SRPipeline(net, codec, schedule, steps=steps, noise_strength=strength,
-                      repair_noise=repair_noise).eval(), config
+                      repair_noise=repair_noise, colour_prior=prior).eval(), config
 
 
 def training_info(ckpt: str | os.PathLike) -> dict:
@@ -499,10 +531,10 @@ def export(ckpt: str | os.PathLike, out_dir: str | os.PathLike, name: str, which
            metrics: dict | None = None, experimental: bool = False, license: str | None = None,
            data: str | None = None, hardware: str | None = None, description: str = "",
            ema: bool = True, opset: int = DEFAULT_OPSET, noise_strength: float | None = None,
-           repair_noise: float = 0.0) -> dict:
+           repair_noise: float = 0.0, colour_prior: str | os.PathLike | None = None) -> dict:
     """Checkpoint -> NAME.onnx + NAME.json + NAME.md in out_dir (see module docstring)."""
     pipeline, _config = load_pipeline(ckpt, which=which, ema=ema, noise_strength=noise_strength,
-                                      repair_noise=repair_noise)
+                                      repair_noise=repair_noise, colour_prior=colour_prior)
     info = training_info(ckpt)
     if data:
         info["data"] = data
@@ -580,6 +612,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="restore-conditioned students: prior-noise strength added per unit of the restore "
                         "input, so clean photos keep --noise-strength and repaired ones draw texture "
                         "(default 0)")
+    p.add_argument("--colour-prior", metavar="JSON",
+                   help="restore-conditioned students: bake in this colour prior (from the colour-prior "
+                        "command); at restore r the output keeps the LR's local colour plus the learned "
+                        "clipping offset, times r")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -594,7 +630,7 @@ def run(args: argparse.Namespace) -> int:
                           metrics=metrics, experimental=args.experimental, license=args.license,
                           data=args.data_desc, hardware=args.hardware, description=args.description,
                           ema=not args.no_ema, opset=args.opset, noise_strength=args.noise_strength,
-                          repair_noise=args.repair_noise)
+                          repair_noise=args.repair_noise, colour_prior=args.colour_prior)
     except (ExportError, FileNotFoundError, ValueError, RuntimeError) as e:
         protocol.emit("error", message=str(e), command="export")
         return 1
