@@ -2,7 +2,11 @@
 # Scores what scripts/train-gpu-repair.sh brought back against the shipped general model, with the
 # protocol of scripts/evaluate-models.sh (27 val crops of 256 px; (a) bicubic x4 with repair off,
 # (b) Real-ESRGAN seed 1234 with repair on; PSNR-Y/SSIM-Y, pooled sharpness, colour shift), all
-# held to the shipped teacher, and prints issue 5's acceptance block for each model.
+# held to the shipped teacher, and prints issue 5's acceptance block for each model. Every student
+# here is a checkpoint, scored without the repair-mode colour prior (the shipped checkpoint too), so
+# the comparison is student against student; a winner ships exported with
+# `--colour-prior trainer/duoscale_trainer/assets/colour-prior.json`, which moved the shipped
+# student's (b) colour shift from 1.17 to 0.97 (docs/MODELS.md).
 #
 #   bash scripts/evaluate-gpu-repair.sh PHOTOS_DIR GPU_DIR [OUT_DIR] [eval flags...]
 #

@@ -294,7 +294,8 @@ def run(args: argparse.Namespace) -> int:
             raise ColourPriorError(f"--data {args.data}: not a folder of photos")
         groups = training_groups(args.data, args.crop, seeds, per)
         prior, report = fit(groups, lam=args.lam, folds=args.folds)
-        prior.info.update(data=str(args.data), crop=args.crop, seeds=seeds, crops_per_image=per,
+        # the folder's name, not its path: the table ships, the machine it was fitted on does not
+        prior.info.update(data=Path(args.data).resolve().name, crop=args.crop, seeds=seeds, crops_per_image=per,
                           degradation="realesrgan")
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
