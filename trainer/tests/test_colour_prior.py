@@ -133,3 +133,32 @@ def test_cli_fits_on_photos_and_export_bakes_it_behind_the_restore_input(tmp_pat
     rc, text = run_raw(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "q-x4",
                         "--colour-prior", str(tmp_path / "nope.json")])
     assert rc == 1 and "nope.json" in text
+
+
+def test_shipped_general_model_has_the_bundled_prior_and_uses_it_only_for_repair(tmp_path):
+    """The shipped general ONNX is the shipped checkpoint plus the bundled table: at restore 0 it
+    gives exactly the checkpoint's export without the table, at restore 1 it differs from it, and
+    its manifest describes the bundled table."""
+    from pathlib import Path
+
+    from duoscale_trainer import export as E
+    from duoscale_trainer.colour_prior import ColourPrior
+
+    models = Path(__file__).resolve().parents[2] / "resources" / "models"
+    bundled = ColourPrior.load(Path(__file__).resolve().parents[1] / "duoscale_trainer" / "assets" / "colour-prior.json")
+    man = json.loads((models / "duoscale-general-x4.json").read_text())
+    cp = man["restore"]["colour_prior"]
+    assert cp["lambda"] == bundled.info["lambda"] and cp["crops"] == bundled.info["crops"]
+    assert cp["heldout_shift_with_prior"] < cp["heldout_shift_local_means"]
+    E.export(models / "duoscale-general-x4.ckpt.pt", tmp_path, "plain", tile_size=256, tile_overlap=40)
+    shipped = ort.InferenceSession(str(models / "duoscale-general-x4.onnx"), providers=["CPUExecutionProvider"])
+    plain = ort.InferenceSession(str(tmp_path / "plain.onnx"), providers=["CPUExecutionProvider"])
+    g = np.random.default_rng(4)
+    lr = np.clip(g.random((1, 3, 24, 32), dtype=np.float32) * 0.3 + np.array([0.9, 0.05, 0.5], np.float32)
+                 .reshape(1, 3, 1, 1), 0, 1).astype(np.float32)
+    feeds = {"lr": lr, "noise": np.zeros((1, 48, 24, 32), np.float32)}
+
+    def run(sess, r):
+        return sess.run(["hr"], {**feeds, "restore": np.full(1, r, np.float32)})[0]
+    assert np.abs(run(shipped, 0.0) - run(plain, 0.0)).max() < 1e-5
+    assert np.abs(run(shipped, 1.0) - run(plain, 1.0)).max() > 1.0 / 255
