@@ -100,9 +100,13 @@ class ColourPrior(nn.Module):
 
     def offset(self, v: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
         """g(v, sd) in levels, [B,3,H,W]; contracted one axis at a time to keep memory at B*3*K*H*W."""
-        hv = hats(v, self.value_knots)  # [B,3,Kv,H,W]
+        hv = hats(v, self.value_knots).flatten(1, 2)  # [B,3*Kv,H,W]
         hs = hats(sd, self.sd_knots)  # [B,3,Ks,H,W]
-        t = torch.einsum("bckhw,cks->bcshw", hv, self.coefs)
+        kv, ks = self.coefs.shape[1], self.coefs.shape[2]
+        # contract over Kv as a grouped 1x1 conv (one group per channel): far cheaper in onnxruntime
+        # than the equivalent Einsum, which took half of the prior's time
+        w = self.coefs.transpose(1, 2).reshape(3 * ks, kv, 1, 1)
+        t = F.conv2d(hv, w, groups=3).unflatten(1, (3, ks))  # [B,3,Ks,H,W]
         return (t * hs).sum(2)
 
     def forward(self, lr: torch.Tensor, out: torch.Tensor, restore: torch.Tensor) -> torch.Tensor:
