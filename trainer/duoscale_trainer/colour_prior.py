@@ -87,6 +87,11 @@ class ColourPrior(nn.Module):
         self.register_buffer("coefs", coefs)
         self.info = dict(info or {})
 
+    def with_coefs(self, coefs: torch.Tensor | None, info: dict | None = None) -> "ColourPrior":
+        """The same knots and scales with another table (None: zeros, the local means alone)."""
+        return ColourPrior(coefs, self.value_knots.tolist(), self.sd_knots.tolist(), self.sigma, self.sd_sigma,
+                           info)
+
     def features(self, lr255: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Local value (Gaussian mean over sigma) and local sd (over sd_sigma), both 0-255."""
         v = gaussian_blur(lr255, self.sigma)
@@ -158,7 +163,7 @@ class ColourPrior(nn.Module):
 def _as_batch(imgs: list[np.ndarray]) -> torch.Tensor:
     """HxWx3 uint8 or float [0, 1] images of one size -> [B,3,H,W] float on 0-255."""
     x = torch.from_numpy(np.stack(imgs)).permute(0, 3, 1, 2).float()
-    return x if np.stack(imgs[:1]).dtype == np.uint8 else x * 255.0
+    return x if imgs[0].dtype == np.uint8 else x * 255.0
 
 
 class _Normal:
@@ -191,11 +196,6 @@ class _Normal:
         self.b += o.b
         self.n += o.n
         return self
-
-
-def crop_shift(out255: torch.Tensor, hr255: torch.Tensor) -> torch.Tensor:
-    """Per crop: mean over R, G, B of |mean(out) - mean(hr)| in levels (eval's colour shift)."""
-    return (out255.mean((2, 3)) - hr255.mean((2, 3))).abs().mean(1)
 
 
 def fit(groups: list[tuple[str, np.ndarray, np.ndarray]], lam: float = 3e-3, folds: int = 0,
@@ -235,16 +235,14 @@ def fit(groups: list[tuple[str, np.ndarray, np.ndarray]], lam: float = 3e-3, fol
         report: dict = {"crops": len(groups), "photos": len(photos), "lambda": lam, "lr_pixels": total.n}
         if folds > 1:
             before, after = [], []
-            flat = ColourPrior(None, prior.value_knots.tolist(), prior.sd_knots.tolist(), prior.sigma,
-                               prior.sd_sigma)
+            flat = prior.with_coefs(None)
             one = torch.ones(1)
             for f in range(folds):
                 rest = _Normal(prior)
                 for g, ne in per_fold.items():
                     if g != f:
                         rest += ne
-                held = ColourPrior(rest.solve(lam), prior.value_knots.tolist(), prior.sd_knots.tolist(),
-                                   prior.sigma, prior.sd_sigma)
+                held = prior.with_coefs(rest.solve(lam))
                 for g, hr_mean, lr255 in items:
                     if g != f:
                         continue
@@ -255,8 +253,7 @@ def fit(groups: list[tuple[str, np.ndarray, np.ndarray]], lam: float = 3e-3, fol
                         out.append(float((mean - hr_mean).abs().mean()))
             report.update(folds=folds, heldout_shift_local_means=float(np.mean(before)),
                           heldout_shift_with_prior=float(np.mean(after)))
-        out = ColourPrior(total.solve(lam), prior.value_knots.tolist(), prior.sd_knots.tolist(), prior.sigma,
-                          prior.sd_sigma, info=report)
+        out = prior.with_coefs(total.solve(lam), info=report)
     return out, report
 
 
@@ -289,6 +286,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from . import protocol
+    from .train.common import atomic_write_text
 
     protocol.claim_stdout()
     t0 = time.time()
@@ -307,10 +305,7 @@ def run(args: argparse.Namespace) -> int:
         prior.info.update(data=Path(args.data).resolve().name, crop=args.crop, seeds=seeds, crops_per_image=per,
                           degradation="realesrgan")
         out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(json.dumps(prior.to_dict(), indent=1) + "\n")
-        tmp.replace(out)
+        atomic_write_text(out, json.dumps(prior.to_dict(), indent=1) + "\n")
     except (ColourPriorError, FileNotFoundError, ValueError) as e:
         protocol.emit("error", message=str(e), command="colour-prior")
         return 1
