@@ -365,6 +365,16 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
 # student run started with --init from a student checkpoint takes these from that checkpoint unless
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
+LOSS_WEIGHTS = {"distill": "w_distill", "denoise": "w_denoise", "hr_adv": "w_hr_adv", "lr_adv": "w_lr_adv"}
+
+
+def losses_on(student: dict) -> dict[str, bool]:
+    """Which of the method's terms a student config trains with: a term switched on with a weight of 0
+    (a fine-tune's `--set student.w_hr_adv=0`) is off, for the started event and the model card."""
+    return {k: bool(student[k]) and float(student.get(LOSS_WEIGHTS.get(k, ""), 1.0)) > 0
+            for k in ("distill", "denoise", "hr_adv", "lr_adv", "sinsr_extra") if k in student}
+
+
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
                "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_colour",
                "colour_cell", "restore_cond", "restore_gain")

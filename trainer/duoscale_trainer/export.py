@@ -35,6 +35,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import __version__
+from .config import losses_on
 from .train.common import atomic_write_text
 from .codec import upsample4
 
@@ -519,8 +520,7 @@ def training_info(ckpt: str | os.PathLike) -> dict:
     }
     if ck.get("kind") == "student":
         st = cfg.get("student", {}) or {}
-        info["losses"] = {k: st.get(k) for k in ("distill", "denoise", "hr_adv", "lr_adv", "sinsr_extra")
-                          if k in st}
+        info["losses"] = losses_on(st)
         info["downsampler"] = (cfg.get("model") or {}).get("downsampler")
         info["teacher"] = paths.get("teacher")
     return info

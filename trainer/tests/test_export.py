@@ -279,3 +279,14 @@ def test_repair_noise_draws_on_the_noise_only_when_restore_is_on(tmp_path):
     rc, text = run_raw(["export", str(ck), "--out", str(tmp_path / "m"), "--name", "q-x4",
                         "--noise-strength", "0.5", "--repair-noise", "0.75"])
     assert rc == 1 and "repair noise must be in" in text
+
+
+def test_a_term_on_with_weight_zero_is_reported_off():
+    """A fine-tune's `--set student.w_hr_adv=0` keeps student.hr_adv true; the started event and the
+    model card must not claim the HR discriminator trained it."""
+    from duoscale_trainer.config import losses_on
+
+    st = {"distill": True, "w_distill": 0.5, "denoise": True, "w_denoise": 4.0, "hr_adv": True,
+          "w_hr_adv": 0.0, "lr_adv": True, "w_lr_adv": 0.1, "sinsr_extra": False}
+    assert losses_on(st) == {"distill": True, "denoise": True, "hr_adv": False, "lr_adv": True, "sinsr_extra": False}
+    assert losses_on({"hr_adv": False, "w_hr_adv": 0.1}) == {"hr_adv": False}

@@ -658,7 +658,8 @@ def hardware_string(ctx: RunContext) -> str:
     if ctx.device.type == "cuda":
         name = torch.cuda.get_device_name(ctx.device)
     else:
-        name = f"CPU {platform.machine()} ({torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        name = f"CPU {platform.machine()} ({n} thread{'' if n == 1 else 's'})"
     return f"{ctx.dist.world}x {name}"
 
 

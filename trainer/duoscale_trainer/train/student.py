@@ -18,6 +18,7 @@ terms (ML.md 2.2) are off by default.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import protocol
-from ..config import Config
+from ..config import Config, losses_on
 from . import common as C
 
 log = logging.getLogger("duoscale")
@@ -285,8 +286,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         prev_hr, prev_lr = C.build_preview_pairs(cfg, dataset)
         cache = None
         started_extra = {"params": count_params(student),
-                         "losses_on": {k: getattr(s, k) for k in
-                                       ("distill", "denoise", "hr_adv", "lr_adv", "sinsr_extra")}}
+                         "losses_on": losses_on(dataclasses.asdict(s))}
         if init_gan:
             started_extra["init_gan"] = init_gan
         if s.cache_targets > 0 and (s.distill or s.sinsr_extra):
