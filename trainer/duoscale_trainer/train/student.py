@@ -301,10 +301,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         else:
             sampler = C.StepSampler(len(dataset), cfg.data.batch_size, cfg.run.seed, ctx.dist.rank, ctx.dist.world)
             source = C.BatchSource(dataset, sampler, cfg.data.num_workers, pin=dev.type == "cuda")
-        log.info("student: %s UNet %d params; G %s/%s %d; D_H %d; D_L %d; losses distill=%s denoise=%s "
-                 "hr_adv=%s lr_adv=%s sinsr_extra=%s gan=%s", cfg.model.unet, count_params(student),
-                 cfg.model.downsampler, cfg.model.downsampler_preset, count_params(G), count_params(D_H),
-                 count_params(D_L), s.distill, s.denoise, s.hr_adv, s.lr_adv, s.sinsr_extra, s.gan_loss)
+        log.info("student: %s UNet %d params; G %s/%s %d; D_H %d; D_L %d; losses %s gan=%s", cfg.model.unet,
+                 count_params(student), cfg.model.downsampler, cfg.model.downsampler_preset, count_params(G),
+                 count_params(D_H), count_params(D_L),
+                 " ".join(f"{k}={v}" for k, v in started_extra["losses_on"].items()), s.gan_loss)
 
         t_T = None
         in_scale_T = float(diffusion.input_scale[-1])
