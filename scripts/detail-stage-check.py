@@ -127,7 +127,8 @@ def main() -> int:
         out += E.run_methods(model, lf, 0)["model"]
     names = sorted(set(photos))
     perm = np.random.default_rng(0).permutation(len(names))
-    fold = np.array([dict(zip(names, perm % args.folds))[p] for p in photos])
+    fold_of = dict(zip(names, perm % args.folds))
+    fold = np.array([fold_of[p] for p in photos])
     parts = [normal_equations(hr, lr, out, np.flatnonzero(fold == k)) for k in range(args.folds)]
     best = (-math.inf, None)
     for lam in [float(v) for v in args.lambdas.split(",")]:

@@ -361,10 +361,6 @@ def parse_set_args(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
-# The student settings that make a model what it is (loss weights, GT weighting, noise mode). A
-# student run started with --init from a student checkpoint takes these from that checkpoint unless
-# the command line sets them, so a fine-tune continues its model's recipe instead of silently
-# switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 LOSS_WEIGHTS = {"distill": "w_distill", "denoise": "w_denoise", "hr_adv": "w_hr_adv", "lr_adv": "w_lr_adv"}
 
 
@@ -375,6 +371,10 @@ def losses_on(student: dict) -> dict[str, bool]:
             for k in ("distill", "denoise", "hr_adv", "lr_adv", "sinsr_extra") if k in student}
 
 
+# The student settings that make a model what it is (loss weights, GT weighting, noise mode). A
+# student run started with --init from a student checkpoint takes these from that checkpoint unless
+# the command line sets them, so a fine-tune continues its model's recipe instead of silently
+# switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
                "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_colour",
                "colour_cell", "restore_cond", "restore_gain")
