@@ -132,6 +132,23 @@ def test_cli_fits_on_photos_and_export_bakes_it_behind_the_restore_input(tmp_pat
         return sess.run(["hr"], feeds)[0]
     assert np.abs(run("c-x4", 0.0) - run("n-x4", 0.0)).max() < 1e-6
     assert np.abs(run("c-x4", 1.0) - run("n-x4", 1.0)).max() > 1e-3
+    # the prior sits in the then-branch of an If on restore > 0: at 0 the graph does not compute it
+    import onnx
+    graph = onnx.load(str(tmp_path / "m" / "c-x4.onnx")).graph
+    gate = [n for n in graph.node if n.op_type == "If"]
+    assert len(gate) == 1 and graph.node[-1].output[0] == "hr"
+    branches = {a.name: a.g for a in gate[0].attribute}
+    assert [n.op_type for n in branches["else_branch"].node] == ["Identity"]
+    assert len(branches["then_branch"].node) > 20 and len(branches["then_branch"].initializer) > 0
+    # and a strength in between runs the same prior as PyTorch
+    from duoscale_trainer.export import load_pipeline
+    pipe, _ = load_pipeline(str(ck), "student", colour_prior=tmp_path / "prior.json")
+    g = np.random.default_rng(2)
+    lr, noise = g.random((1, 3, 16, 24), dtype=np.float32), g.standard_normal((1, 48, 16, 24)).astype(np.float32)
+    with torch.no_grad():
+        ref = pipe(torch.from_numpy(lr), torch.from_numpy(noise), torch.full((1,), 0.5)).numpy()
+    assert np.abs(run("c-x4", 0.5) - ref).max() < 1e-4
+    assert np.abs(run("c-x4", 0.5) - run("c-x4", 0.0)).max() > 1e-4
     plain = make_checkpoint(tmp_path / "plain.pt")
     rc, text = run_raw(["export", str(plain), "--out", str(tmp_path / "m"), "--name", "p-x4",
                         "--colour-prior", str(tmp_path / "prior.json")])
