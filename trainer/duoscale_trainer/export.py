@@ -284,8 +284,11 @@ def _write_gated_prior(pipeline: SRPipeline, path: str | os.PathLike, opset: int
     onnx.save(student, str(path))
 
 
-def write_onnx(pipeline: SRPipeline, path: str | os.PathLike, opset: int = DEFAULT_OPSET) -> None:
-    if pipeline.colour_prior is not None:
+def write_onnx(pipeline: SRPipeline, path: str | os.PathLike, opset: int = DEFAULT_OPSET,
+               gate_prior: bool = True) -> None:
+    """gate_prior=False keeps a colour prior in the one graph (computed at every restore value): the
+    fp16 converter renames the tensors an If's branches read from the outer graph and breaks it."""
+    if pipeline.colour_prior is not None and gate_prior:
         _write_gated_prior(pipeline, path, opset)
         return
     pm = pipeline.pad_multiple
@@ -498,7 +501,7 @@ def export_pipeline(pipeline: SRPipeline, out_dir: str | os.PathLike, name: str,
         fd, tmp = tempfile.mkstemp(dir=str(out), prefix=f".{name}.", suffix=".onnx.tmp")
         os.close(fd)
         tmps.append(tmp)
-        write_onnx(pipeline, tmp, opset=opset)
+        write_onnx(pipeline, tmp, opset=opset, gate_prior=not fp16)
         if fp16:
             fd, tmp16 = tempfile.mkstemp(dir=str(out), prefix=f".{name}.fp16.", suffix=".onnx.tmp")
             os.close(fd)

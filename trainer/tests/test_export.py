@@ -4,6 +4,7 @@ the pipeline against the diffusion module's own samplers, and the CLI path from 
 import hashlib
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
@@ -178,6 +179,22 @@ def test_fp16_export_keeps_float32_io(tmp_path):
     sess = ort.InferenceSession(str(tmp_path / "h-x4.onnx"), providers=["CPUExecutionProvider"])
     assert [i.type for i in sess.get_inputs()] == ["tensor(float)", "tensor(float)"]
     assert max(r["max_abs_diff"] for r in man["export"]["parity"]) < E.TOL_FP16
+
+
+def test_fp16_export_with_a_colour_prior_keeps_it_in_one_graph(tmp_path):
+    """The fp16 converter cannot keep an If whose branches read the outer graph, so an fp16 model
+    computes its prior at every restore value; fp32 gates it (test_colour_prior)."""
+    pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
+    import onnx
+    from duoscale_trainer.colour_prior import ColourPrior
+    from duoscale_trainer.train.common import load_for_inference
+
+    net, codec, schedule, _ = load_for_inference(str(make_checkpoint(tmp_path / "r.pt", restore=True)))
+    prior = ColourPrior.load(Path(E.__file__).parent / "assets" / "colour-prior.json")
+    pipe = E.SRPipeline(net, codec, schedule, steps=1, colour_prior=prior).eval()
+    man = E.export_pipeline(pipe, tmp_path, "p16-x4", fp16=True)
+    assert max(r["max_abs_diff"] for r in man["export"]["parity"]) < E.TOL_FP16
+    assert not any(n.op_type == "If" for n in onnx.load(str(tmp_path / "p16-x4.onnx")).graph.node)
 
 
 def test_noise_strength_zero_is_deterministic_and_keeps_the_noise_input(tmp_path):
