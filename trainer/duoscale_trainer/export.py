@@ -225,8 +225,8 @@ class _PriorOnly(nn.Module):
 
 def _write_gated_prior(pipeline: SRPipeline, path: str | os.PathLike, opset: int) -> None:
     """The pipeline with its colour prior behind an ONNX If on restore > 0: at restore 0 (every clean
-    photo) the graph returns the student's output without computing the prior (0.9 ms of a 29 ms
-    256 px tile, stop 19); above 0 it runs the same prior. Written as two exports joined by hand:
+    photo) the graph returns the student's output without computing the prior (1.6-1.9 ms of node
+    time per 64 px LR in onnxruntime's profile, docs/MODELS.md); above 0 it runs the same prior. Written as two exports joined by hand:
     the student pipeline, whose output becomes `hr_student`, and the prior alone, whose nodes and
     weights become the If's then-branch and read `lr`, `hr_student` and `restore` from the outer
     graph."""
