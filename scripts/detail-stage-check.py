@@ -14,7 +14,7 @@ photos held out five folds at a time, then scored once on val under (b) exactly 
 (27 centre crops, seed 1234, r = 1, 8-bit sRGB outputs, BT.601 luma, no border shaved).
 
     cd trainer && python3 ../scripts/detail-stage-check.py PHOTOS \\
-        ../resources/models/duoscale-general-x4.onnx [--lambdas 1e-5,1e-4,1e-3,1e-2] [--grid OUT.png]
+        ../resources/models/duoscale-general-x4.onnx [--lambdas 1e-5,1e-4,1e-3,1e-2] [--min-edge 4] [--grid OUT.png]
 
 About 8 minutes on 2 cores (1.3 of them running the model). The stage is a measuring instrument,
 not a product feature: docs/MODELS.md ("A fitted detail stage") says why it does not ship.
@@ -57,6 +57,16 @@ def design(out: torch.Tensor, lr: torch.Tensor) -> torch.Tensor:
                           mode="bilinear", align_corners=False)
     cells = (hats(edge, EDGE_KNOTS)[:, 0, :, None] * hats(noise, NOISE_KNOTS)[:, 0, None]).flatten(1, 2)
     return torch.cat([cells * b for b in bands], 1)
+
+
+def solve(a: torch.Tensor, b: torch.Tensor, n: int, lam: float, min_edge: float = 0.0) -> torch.Tensor:
+    """Ridge solution; with min_edge > 0 only the table cells at edge knots >= min_edge may be
+    non-zero (the stage then leaves flatter pixels alone, fully below the knot before it)."""
+    keep = (EDGE_KNOTS >= min_edge).view(1, -1, 1).expand(4, -1, len(NOISE_KNOTS)).reshape(-1)
+    idx = keep.nonzero()[:, 0]
+    w = torch.zeros(140)
+    w[idx] = torch.linalg.solve(a[idx][:, idx] + lam * n * torch.eye(len(idx), dtype=torch.float64), b[idx]).float()
+    return w
 
 
 def batch(imgs) -> torch.Tensor:
@@ -116,6 +126,8 @@ def main() -> int:
     ap.add_argument("model", help="student ONNX or checkpoint with a restore input")
     ap.add_argument("--lambdas", default="1e-5,1e-4,1e-3,1e-2", help="ridge weights per pixel; val uses the best held-out one")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--min-edge", type=float, default=0.0, metavar="LEVELS",
+                    help="let the stage act only from this edge strength (levels per px) up, e.g. 4 or 8")
     ap.add_argument("--grid", help="PNG of 128 px centre crops x2 of the first four val crops: bicubic, model, model + stage, HR")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -137,7 +149,7 @@ def main() -> int:
             a = sum(p[0] for j, p in enumerate(parts) if j != k)
             b = sum(p[1] for j, p in enumerate(parts) if j != k)
             n = sum(p[2] for j, p in enumerate(parts) if j != k)
-            w = torch.linalg.solve(a + lam * n * torch.eye(140, dtype=torch.float64), b).float()
+            w = solve(a, b, n, lam, args.min_edge)
             idx = np.flatnonzero(fold == k)[::3]  # a third of each held-out fold keeps this quick
             held_hr += [hr[i] for i in idx]
             before += [out[i] for i in idx]
@@ -149,7 +161,7 @@ def main() -> int:
             best = (f1["psnr_y"], lam)
     lam = best[1]
     a, b, n = (sum(p[i] for p in parts) for i in range(3))
-    w = torch.linalg.solve(a + lam * n * torch.eye(140, dtype=torch.float64), b).float()
+    w = solve(a, b, n, lam, args.min_edge)
     vh, vl8, vlf, _ = pairs(f"{args.photos}/val", 1234, 1)
     vout = E.run_methods(model, vlf, 0)["model"]
     vstage = apply(w, vout, vl8)

@@ -45,3 +45,14 @@ def test_the_fit_learns_a_planted_smoothing_and_helps_photos_it_did_not_see():
     assert after > before + 6.0, (before, after)
     f = mod.figures(hrs[6:], fitted)
     assert set(f) == {"psnr_y", "sharpness_pooled", "colour_shift", "grid_excess"} and abs(f["psnr_y"] - after) < 1e-9
+
+
+def test_min_edge_leaves_the_flatter_cells_at_zero():
+    mod = load_script("detail-stage-check.py")
+    rng = np.random.default_rng(3)
+    x = torch.from_numpy(rng.normal(size=(500, 140)))
+    a, b = x.T @ x, x.T @ torch.from_numpy(rng.normal(size=500))
+    full = mod.solve(a, b, 500, 1e-3)
+    assert torch.allclose(full, torch.linalg.solve(a + 0.5 * torch.eye(140, dtype=torch.float64), b).float())
+    w = mod.solve(a, b, 500, 1e-3, min_edge=4).view(4, 7, 5)
+    assert (w[:, :3] == 0).all() and (w[:, 3:] != 0).all()
