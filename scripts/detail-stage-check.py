@@ -105,8 +105,13 @@ def apply(w: torch.Tensor, out, lr, chunk=24):
     return res
 
 
-def figures(hr, outs) -> dict:
-    return {"psnr_y": float(np.mean([M.psnr_y(o, h) for o, h in zip(outs, hr)])),
+def psnrs(hr, outs) -> list[float]:
+    return [M.psnr_y(o, h) for o, h in zip(outs, hr)]
+
+
+def figures(hr, outs, per_crop_psnr=None) -> dict:
+    """The (b) figures of a set of outputs; per_crop_psnr: psnrs(hr, outs) when already computed."""
+    return {"psnr_y": float(np.mean(psnrs(hr, outs) if per_crop_psnr is None else per_crop_psnr)),
             "sharpness_pooled": M.pooled_sharpness([M.mean_gradient(o) for o in outs],
                                                    [M.mean_gradient(h) for h in hr]),
             "colour_shift": float(np.mean([M.colour_shift(o, h) for o, h in zip(outs, hr)])),
@@ -142,21 +147,24 @@ def main() -> int:
     fold_of = dict(zip(names, perm % args.folds))
     fold = np.array([fold_of[p] for p in photos])
     parts = [normal_equations(hr, lr, out, np.flatnonzero(fold == k)) for k in range(args.folds)]
+    # a third of each held-out fold keeps this quick; the model's own figures do not depend on lambda
+    held = [np.flatnonzero(fold == k)[::3] for k in range(args.folds)]
+    held_hr = [hr[i] for idx in held for i in idx]
+    before = [out[i] for idx in held for i in idx]
+    p0 = psnrs(held_hr, before)
+    f0 = figures(held_hr, before, p0)
     best = (-math.inf, None)
     for lam in [float(v) for v in args.lambdas.split(",")]:
-        held_hr, before, after = [], [], []
-        for k in range(args.folds):
+        after = []
+        for k, idx in enumerate(held):
             a = sum(p[0] for j, p in enumerate(parts) if j != k)
             b = sum(p[1] for j, p in enumerate(parts) if j != k)
             n = sum(p[2] for j, p in enumerate(parts) if j != k)
             w = solve(a, b, n, lam, args.min_edge)
-            idx = np.flatnonzero(fold == k)[::3]  # a third of each held-out fold keeps this quick
-            held_hr += [hr[i] for i in idx]
-            before += [out[i] for i in idx]
             after += apply(w, [out[i] for i in idx], [lr[i] for i in idx])
-        f0, f1 = figures(held_hr, before), figures(held_hr, after)
-        show(f"held-out train crops, lambda {lam:g}", f0, f1, [M.psnr_y(o, h) for o, h in zip(before, held_hr)],
-             [M.psnr_y(o, h) for o, h in zip(after, held_hr)])
+        p1 = psnrs(held_hr, after)
+        f1 = figures(held_hr, after, p1)
+        show(f"held-out train crops, lambda {lam:g}", f0, f1, p0, p1)
         if f1["psnr_y"] > best[0]:
             best = (f1["psnr_y"], lam)
     lam = best[1]
@@ -165,8 +173,8 @@ def main() -> int:
     vh, vl8, vlf, _ = pairs(f"{args.photos}/val", 1234, 1)
     vout = E.run_methods(model, vlf, 0)["model"]
     vstage = apply(w, vout, vl8)
-    show(f"val under (b), lambda {lam:g}", figures(vh, vout), figures(vh, vstage),
-         [M.psnr_y(o, h) for o, h in zip(vout, vh)], [M.psnr_y(o, h) for o, h in zip(vstage, vh)])
+    p0, p1 = psnrs(vh, vout), psnrs(vh, vstage)
+    show(f"val under (b), lambda {lam:g}", figures(vh, vout, p0), figures(vh, vstage, p1), p0, p1)
     if args.grid:
         import cv2
         rows = []

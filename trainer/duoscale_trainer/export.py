@@ -214,22 +214,19 @@ def check_parity(pipeline: SRPipeline, onnx_path: str | os.PathLike,
     return rows
 
 
-class _PriorOnly(nn.Module):
-    def __init__(self, prior: nn.Module):
-        super().__init__()
-        self.prior = prior
-
-    def forward(self, lr: torch.Tensor, out: torch.Tensor, restore: torch.Tensor) -> torch.Tensor:
-        return self.prior(lr, out, restore)
+def _trace_side(pipeline: SRPipeline) -> int:
+    """The LR side traced at export: a multiple of the pad multiple, at least 16 (axes are dynamic)."""
+    pm = pipeline.pad_multiple
+    return pm * max(1, math.ceil(16 / pm))
 
 
 def _write_gated_prior(pipeline: SRPipeline, path: str | os.PathLike, opset: int) -> None:
     """The pipeline with its colour prior behind an ONNX If on restore > 0: at restore 0 (every clean
     photo) the graph returns the student's output without computing the prior (1.6-1.9 ms of node
-    time per 64 px LR in onnxruntime's profile, docs/MODELS.md); above 0 it runs the same prior. Written as two exports joined by hand:
-    the student pipeline, whose output becomes `hr_student`, and the prior alone, whose nodes and
-    weights become the If's then-branch and read `lr`, `hr_student` and `restore` from the outer
-    graph."""
+    time per 64 px LR in onnxruntime's profile, docs/MODELS.md); above 0 it runs the same prior.
+    Written as two exports joined by hand: the student pipeline, whose output becomes `hr_student`,
+    and the prior alone, whose nodes and weights become the If's then-branch and read `lr`,
+    `hr_student` and `restore` from the outer graph."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -241,10 +238,9 @@ def _write_gated_prior(pipeline: SRPipeline, path: str | os.PathLike, opset: int
             write_onnx(pipeline, Path(tmp) / "student.onnx", opset)
         finally:
             pipeline.colour_prior = prior
-        pm = pipeline.pad_multiple
-        h = w = pm * max(1, math.ceil(16 / pm))
+        h = w = _trace_side(pipeline)
         torch.onnx.export(
-            _PriorOnly(prior).eval(), (torch.rand(1, 3, h, w), torch.rand(1, 3, 4 * h, 4 * w), torch.ones(1)),
+            prior.eval(), (torch.rand(1, 3, h, w), torch.rand(1, 3, 4 * h, 4 * w), torch.ones(1)),
             str(Path(tmp) / "prior.onnx"), input_names=["lr", "hr_student", "restore"], output_names=["hr"],
             dynamic_axes={"lr": {2: "H", 3: "W"}, "hr_student": {2: "4*H", 3: "4*W"}, "hr": {2: "4*H", 3: "4*W"}},
             opset_version=opset, do_constant_folding=True, dynamo=False,
@@ -291,8 +287,7 @@ def write_onnx(pipeline: SRPipeline, path: str | os.PathLike, opset: int = DEFAU
     if pipeline.colour_prior is not None and gate_prior:
         _write_gated_prior(pipeline, path, opset)
         return
-    pm = pipeline.pad_multiple
-    h = w = pm * max(1, math.ceil(16 / pm))
+    h = w = _trace_side(pipeline)
     lr = torch.rand(1, 3, h, w)
     noise = torch.randn(1, pipeline.latent_channels, h, w)
     args, names = (lr, noise), ["lr", "noise"]
