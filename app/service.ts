@@ -73,7 +73,7 @@ export class DuoscaleService implements DuoscaleApi {
     this.thumbs.sweep();
     this.queue = new JobQueue(this.catalog, this.engine(), () => this.settings.get());
     this.queue.on((e) => this.publish(e));
-    this.trainer = new TrainerBridge(this.catalog, this.paths.trainingRuns, (e) => this.publish(e), opts.trainer);
+    this.trainer = new TrainerBridge(this.catalog, this.paths.trainingRuns, (e) => this.publish(e), { modelsDir: this.paths.builtinModels, ...opts.trainer });
   }
 
   static async open(opts: ServiceOptions = {}): Promise<DuoscaleService> {

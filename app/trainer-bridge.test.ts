@@ -9,7 +9,7 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import type { DuoscaleEvent } from './api.ts';
 import { Catalog } from './catalog/db.ts';
-import { TrainerBridge, parseEventLine } from './trainer-bridge.ts';
+import { FINETUNE_INIT, FINETUNE_TEACHER, TrainerBridge, parseEventLine } from './trainer-bridge.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'duoscale-trainer-'));
 const catalog = new Catalog(path.join(tmp, 'catalog.sqlite'));
@@ -115,6 +115,34 @@ test('protocol-speaking stand-in: an error event and a non-zero exit make a fail
   assert.throws(() => b.start({ command: 'teacher', dataDir: path.join(tmp, 'missing'), minutes: 1 }), /training data folder does not exist/);
 });
 
+test('protocol-speaking stand-in: a fine-tune starts from the shipped checkpoint unless told otherwise', async () => {
+  const models = path.join(tmp, 'shipped');
+  fs.mkdirSync(models, { recursive: true });
+  const init = path.join(models, FINETUNE_INIT);
+  const teacher = path.join(models, FINETUNE_TEACHER);
+  const events: DuoscaleEvent[] = [];
+  const b = new TrainerBridge(catalog, path.join(tmp, 'runs'), (e) => events.push(e), {
+    module: 'protocol_standin', trainerDir: path.join(tmp, 'pylib'), killAfterSeconds: 10, modelsDir: models,
+  });
+  const req = { command: 'finetune' as const, dataDir: data, minutes: 1, preset: 'cpu-quick', extraArgs: ['--steps', '2'] };
+  assert.throws(() => b.start(req), (err: Error) => err.message.startsWith(`${init}: the checkpoint a fine-tune starts from is missing`));
+  fs.writeFileSync(init, 'x');
+  assert.throws(() => b.start(req), new RegExp(`${FINETUNE_TEACHER}: the checkpoint a fine-tune starts from is missing.*--teacher CKPT`));
+  fs.writeFileSync(teacher, 'x');
+  const run = b.start(req);
+  assert.equal((await b.wait(run.id))?.state, 'done');
+  const started = events.find((e) => e.type === 'training' && e.event.event === 'started') as Extract<DuoscaleEvent, { type: 'training' }>;
+  assert.deepEqual(started.event.argv, ['student', '--data', data, '--out', run.runDir, '--minutes', '1', '--preset', 'cpu-quick',
+    '--init', init, '--teacher', teacher, '--set', 'student.w_hr_adv=0', '--steps', '2']);
+  // What the request names wins, and a named checkpoint is the trainer's to check.
+  const own = b.argv({ ...req, extraArgs: ['--init', '/mine.pt', '--set', 'student.w_hr_adv=0.1'] }, '/run');
+  assert.deepEqual(own.slice(own.indexOf('--preset')), ['--preset', 'cpu-quick', '--teacher', teacher, '--init', '/mine.pt', '--set', 'student.w_hr_adv=0.1']);
+  assert.ok(!b.argv({ ...req, command: 'student' }, '/run').includes('--init'), 'only a fine-tune gets a start point');
+  fs.rmSync(init);
+  assert.doesNotThrow(() => b.argv({ ...req, extraArgs: ['--resume'] }, '/run'));
+  assert.ok(!b.argv({ ...req, extraArgs: ['--resume'] }, '/run').includes('--init'), 'a resumed run takes its own checkpoint');
+});
+
 test('a missing Python is a failed run with a clear message', async () => {
   const b = new TrainerBridge(catalog, path.join(tmp, 'runs'), () => {}, { python: path.join(tmp, 'no-python'), trainerDir: tmp });
   const run = b.start({ command: 'teacher', dataDir: data, minutes: 1 });
@@ -134,4 +162,28 @@ test('the real duoscale_trainer accepts the command line the bridge builds (--dr
   const log = fs.readFileSync(path.join(run.runDir, 'trainer.log'), 'utf8');
   assert.equal(final?.state, 'done', log);
   assert.match(log, /"preset": ?"test"/, 'the resolved config came back');
+});
+
+test('the real duoscale_trainer fine-tunes from the shipped checkpoint (a few real PyTorch steps)', { skip: havePython ? false : 'python3 with torch not found' }, async () => {
+  const photos = path.join(tmp, 'finetune-photos');
+  fs.mkdirSync(photos);
+  fs.copyFileSync(path.resolve(import.meta.dirname, '..', 'resources', 'samples', 'coral.jpg'), path.join(photos, 'coral.jpg'));
+  const events: DuoscaleEvent[] = [];
+  // The default modelsDir: the repository's resources/models, where the shipped checkpoints live.
+  const b = new TrainerBridge(catalog, path.join(tmp, 'runs'), (e) => events.push(e), { module: 'duoscale_trainer', trainerDir });
+  const run = b.start({
+    command: 'finetune', dataDir: photos, minutes: 0.05, preset: 'cpu-quick',
+    extraArgs: ['--set', 'run.probe_seconds=1', '--set', 'data.batch_size=2', '--set', 'run.threads=1'],
+  });
+  const final = await b.wait(run.id);
+  const log = fs.readFileSync(path.join(run.runDir, 'trainer.log'), 'utf8');
+  assert.equal(final?.state, 'done', log);
+  assert.match(log, /initialised the student from .*duoscale-general-x4\.ckpt\.pt/);
+  const started = events.find((e) => e.type === 'training' && e.event.event === 'started') as Extract<DuoscaleEvent, { type: 'training' }>;
+  const config = started.event.config as { student: Record<string, unknown>; model: Record<string, unknown> };
+  assert.equal(config.student.w_hr_adv, 0, 'the HR adversarial term is off');
+  assert.equal(config.student.restore_cond, true, 'the shipped model\'s repair input is kept');
+  assert.deepEqual(started.event.init_gan, { downsampler: 'loaded', d_hr: 'loaded', d_lr: 'loaded' }, 'all four networks come from the checkpoint');
+  const ckpt = events.find((e) => e.type === 'training' && e.event.event === 'checkpoint') as Extract<DuoscaleEvent, { type: 'training' }>;
+  assert.ok(fs.statSync(String(ckpt.event.path)).size > 1e6, 'a checkpoint to export or continue from');
 });

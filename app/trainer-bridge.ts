@@ -23,7 +23,15 @@ export interface TrainerBridgeOptions {
   trainerDir?: string;
   /** Seconds to wait after SIGTERM before SIGKILL. */
   killAfterSeconds?: number;
+  /** Folder holding the shipped training checkpoints a fine-tune starts from; default <repo>/resources/models. */
+  modelsDir?: string;
 }
+
+/** The shipped checkpoints a `finetune` request starts from unless its extraArgs name others
+ * (docs/MODELS.md, "Shipping"): the general model's training checkpoint (student, downsampler,
+ * both discriminators and its recipe, restore input included) and the teacher it distils from. */
+export const FINETUNE_INIT = 'duoscale-general-x4.ckpt.pt';
+export const FINETUNE_TEACHER = 'duoscale-teacher-x4.ckpt.pt';
 
 interface Live {
   child: ChildProcess;
@@ -39,6 +47,7 @@ export class TrainerBridge {
   private readonly module: string;
   private readonly trainerDir: string | null;
   private readonly killAfter: number;
+  private readonly modelsDir: string;
 
   constructor(
     private readonly catalog: Catalog,
@@ -51,12 +60,12 @@ export class TrainerBridge {
     const dflt = path.join(REPO_ROOT, 'trainer');
     this.trainerDir = opts.trainerDir ?? (fs.existsSync(path.join(dflt, 'duoscale_trainer')) ? dflt : null);
     this.killAfter = opts.killAfterSeconds ?? 120;
+    this.modelsDir = opts.modelsDir ?? path.join(REPO_ROOT, 'resources', 'models');
   }
 
   /** The command line a request becomes (also what a user can type in a terminal). */
   argv(req: TrainingRequest, runDir: string): string[] {
-    // The trainer has no `finetune` command: fine-tuning is `student` started from a checkpoint
-    // (the UI passes `--init CKPT` and, for faces, `--faces` in extraArgs).
+    // The trainer has no `finetune` command: fine-tuning is `student` started from a checkpoint.
     const command = req.command === 'finetune' ? 'student' : req.command;
     return [
       '-m', this.module, command,
@@ -64,13 +73,35 @@ export class TrainerBridge {
       '--out', runDir,
       '--minutes', String(req.minutes),
       ...(req.preset ? ['--preset', req.preset] : []),
+      ...(req.command === 'finetune' ? this.finetuneStart(req.extraArgs ?? []) : []),
       ...(req.extraArgs ?? []),
     ];
+  }
+
+  /** What a fine-tune adds where its extraArgs are silent: the shipped checkpoint as --init (the
+   * trainer keeps that model's recipe from it), its teacher, and the HR adversarial term off. On a
+   * few dozen photos the inherited HR discriminator's pull is all that term gives, and within a
+   * few hundred steps it drew a 4-px hatching over faces (docs/MODELS.md, "The face model"). */
+  finetuneStart(extra: readonly string[]): string[] {
+    const out: string[] = [];
+    if (!extra.includes('--init') && !extra.includes('--resume')) out.push('--init', path.join(this.modelsDir, FINETUNE_INIT));
+    if (!extra.includes('--teacher')) out.push('--teacher', path.join(this.modelsDir, FINETUNE_TEACHER));
+    if (!extra.some((a) => a.startsWith('student.w_hr_adv='))) out.push('--set', 'student.w_hr_adv=0');
+    return out;
   }
 
   start(req: TrainingRequest): TrainingRun {
     if (!fs.existsSync(req.dataDir) || !fs.statSync(req.dataDir).isDirectory()) {
       throw new Error(`${req.dataDir}: the training data folder does not exist. Pick a folder of photos.`);
+    }
+    if (req.command === 'finetune') {
+      const start = this.finetuneStart(req.extraArgs ?? []);
+      for (const flag of ['--init', '--teacher']) {
+        const i = start.indexOf(flag);
+        if (i >= 0 && !fs.existsSync(start[i + 1]!)) {
+          throw new Error(`${start[i + 1]}: the checkpoint a fine-tune starts from is missing. Reinstall Duoscale, or give ${flag} CKPT in the run's extra arguments.`);
+        }
+      }
     }
     const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*$/, '').replace('T', '-');
     const id = `${req.name ?? req.command}-${stamp}-${crypto.randomBytes(2).toString('hex')}`;

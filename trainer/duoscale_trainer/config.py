@@ -380,6 +380,10 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
                "colour_cell", "restore_cond", "restore_gain")
 
 
+MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
+                     "disc_blur", "disc_centre")
+
+
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
     """Copy RECIPE_KEYS from a student checkpoint's config into cfg, except keys in `explicit`
     (section.key as given on the command line). Returns what changed."""
@@ -389,8 +393,10 @@ def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) ->
         key = f"student.{k}"
         if k in st and key not in explicit and st[k] != getattr(cfg.student, k):
             changed[key] = st[k]
-    # the discriminators' blur and centring shape what their loaded weights mean
-    for k in ("disc_blur", "disc_centre"):
+    # The shapes of the co-learned networks (so the checkpoint's downsampler and discriminators
+    # load instead of starting fresh under another preset's sizes), and the discriminators' blur
+    # and centring, which shape what their loaded weights mean.
+    for k in MODEL_RECIPE_KEYS:
         v = ((init_config or {}).get("model") or {}).get(k)
         if v is not None and f"model.{k}" not in explicit and v != getattr(cfg.model, k):
             changed[f"model.{k}"] = v

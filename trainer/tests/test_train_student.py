@@ -459,6 +459,15 @@ def test_init_loads_the_downsampler_and_discriminators_where_their_shapes_match(
     assert any(not torch.equal(trained["d_hr"][k], v) for k, v in models["d_hr"].items())
     info, _ = tune("other", "--set", "model.disc_preset=small")
     assert info == {"downsampler": "loaded", "d_hr": "other shapes", "d_lr": "other shapes"}
+    # Another preset's sizes (cpu-quick: small D, the downsampler at its preset width) do not
+    # replace the checkpoint's: the app's fine-tune runs under cpu-quick and keeps all four nets.
+    rc, events = run_cli(["student", "--preset", "cpu-quick", "--data", photos, "--out", tmp_path / "quick",
+                          "--steps", 2, "--teacher", teacher_ckpt, "--init", src, *frozen,
+                          "--set", "data.hr_size=32", "--set", "data.batch_size=4", "--set", "run.threads=1"])
+    assert rc == 0, events[-1]
+    assert next(e for e in events if e["event"] == "started")["init_gan"] == {
+        "downsampler": "loaded", "d_hr": "loaded", "d_lr": "loaded"}
+    assert json.loads((tmp_path / "quick" / "config.json").read_text())["model"]["disc_preset"] == "tiny"
     slim = tmp_path / "slim.pt"
     ck = load_checkpoint(src)
     ck["models"] = {"student": ck["models"]["student"]}
