@@ -2,7 +2,8 @@
 """Can the HR discriminator tell a student's repair-mode output from the photo? A D-only probe.
 
     python3 scripts/probe-discriminator.py CKPT --data CROPS --val PHOTOS/val --out DIR \
-        [--steps 400] [--d-lr 1e-4] [--fresh] [--blur] [--pool 512] [--hr-size 64] [--threads 2]
+        [--steps 400] [--d-lr 1e-4] [--fresh] [--blur] [--norm group|batch] [--pool 512] [--hr-size 64]
+        [--threads 2]
         [--save CKPT_OUT]
 
 The student of CKPT is frozen. A pool of `--pool` training pairs (CROPS, the Real-ESRGAN pipeline at
@@ -45,6 +46,9 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="a fresh D_H instead of CKPT's")
     p.add_argument("--preset", default=None, help="D preset for --fresh (tiny | small | base); default CKPT's layout")
     p.add_argument("--blur", action="store_true", help="D_H with model.disc_blur (CKPT's weights still load)")
+    p.add_argument("--norm", choices=("group", "batch"), default=None,
+                   help="the heads' norm (model.disc_norm); default CKPT's. Batch norm holds other "
+                        "tensors than group norm, so it needs --fresh with a group-norm CKPT")
     p.add_argument("--pool", type=int, default=512)
     p.add_argument("--hr-size", type=int, default=64)
     p.add_argument("--val-crop", type=int, default=256, help="val centre crop, HR px (eval's is 256)")
@@ -78,8 +82,9 @@ def main(argv=None) -> int:
     st = StudentConfig(**{k: v for k, v in cfg.get("student", {}).items() if k in StudentConfig.__dataclass_fields__})
     blur = a.blur or bool(ck["nets"]["d_hr"].get("blur", False))
     # CKPT's own D layout, unless --preset asks for another (then only --fresh makes sense)
-    D = (build_discriminator("hr", a.preset, blur, bool(ck["nets"]["d_hr"].get("centre", False))) if a.preset
-         else Discriminator(**{**ck["nets"]["d_hr"], "blur": blur}))
+    norm = a.norm or ck["nets"]["d_hr"].get("norm", "group")
+    D = (build_discriminator("hr", a.preset, blur, bool(ck["nets"]["d_hr"].get("centre", False)), norm) if a.preset
+         else Discriminator(**{**ck["nets"]["d_hr"], "blur": blur, "norm": norm}))
     if not a.fresh:
         got = C.init_optional_from({"d_hr": D}, a.ckpt, ck=ck)["d_hr"]
         if got != "loaded":
@@ -118,7 +123,7 @@ def main(argv=None) -> int:
         s_real, s_fake, s_bic = score(v_hr), score(v_fake), score(v_bic)
         peak = gradient_grid_peak(D, v_fake)
         D.train()
-        row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "blur": blur, "augment": not a.no_augment,
+        row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "blur": blur, "norm": norm, "augment": not a.no_augment,
                "grad_grid_peak": round(peak, 3)}
         for name, s_f in (("student", s_fake), ("bicubic", s_bic)):
             row[f"hinge_{name}"] = round(float(d_adv_loss(s_real[:, None], s_f[:, None], st.gan_loss)), 4)

@@ -44,6 +44,8 @@ class ModelConfig:
     disc_centre: bool = False         # D_H and D_L judge each image minus its per-channel mean, so the
                                       # adversarial terms cannot move an output's mean colour
                                       # (nets/discriminator.py Discriminator); no weights either
+    disc_norm: str = "group"          # the D heads' norm: group (per image; the shipped D) | batch (over the
+                                      # D step's real + fake batch; learns sharp vs soft faster)
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)
@@ -381,7 +383,7 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
 
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
-                     "disc_blur", "disc_centre")
+                     "disc_norm", "disc_blur", "disc_centre")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -427,6 +429,7 @@ def validate(cfg: Config) -> None:
     choice("data.degradation", cfg.data.degradation, ("realesrgan", "bicubic", "mixed"))
     choice("model.downsampler", cfg.model.downsampler, ("diffusion", "conv"))
     choice("model.codec", cfg.model.codec, ("s2d", "learned"))
+    choice("model.disc_norm", cfg.model.disc_norm, ("group", "batch"))
     choice("optim.schedule", cfg.optim.schedule, ("constant", "cosine"))
     choice("student.gan_loss", cfg.student.gan_loss, ("hinge", "paper"))
     choice("student.denoise_t", cfg.student.denoise_t, ("T", "random"))

@@ -366,3 +366,47 @@ def test_centred_discriminator_cannot_move_an_images_mean_colour():
     assert channel_sums(centred) < 1e-4 < 0.01 < channel_sums(plain)
     cfg = centred.config()
     assert cfg["centre"] is True and Discriminator(**cfg).config() == cfg
+
+
+def test_batch_norm_heads_keep_the_energy_group_norm_takes_away():
+    """model.disc_norm: group norm rescales each image's head features on its own, so a head sees a
+    soft image with its detail scaled up much as it sees the sharp one; batch norm over a batch
+    holding both keeps their difference. Batch norm holds other tensors (running statistics), so a
+    group-norm D's state dict does not load into it; in eval mode its verdict on an image does not
+    depend on the rest of the batch."""
+    from duoscale_trainer.nets.discriminator import Discriminator
+
+    torch.manual_seed(0)
+    group = build_discriminator("hr", "tiny")
+    batch = build_discriminator("hr", "tiny", norm="batch")
+    assert isinstance(batch.heads[0].norm1, torch.nn.BatchNorm2d)
+    assert isinstance(group.heads[0].norm1, torch.nn.GroupNorm)
+    with pytest.raises(RuntimeError):
+        batch.load_state_dict(group.state_dict())
+    cfg = batch.config()
+    assert cfg["norm"] == "batch" and Discriminator(**cfg).config() == cfg
+    with pytest.raises(ValueError, match="discriminator norm"):
+        build_discriminator("hr", "tiny", norm="layer")
+
+    # What the first head sees of a textured image and of the same image at a tenth of its contrast
+    # around mid-grey (spectral norm's weights frozen: eval-mode convs, only the norm's mode differs).
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    pair = torch.cat([x, 0.1 * x])
+    feats = {}
+    for name, d in (("group", group), ("batch", batch)):
+        d.eval()
+        head = d.heads[0]
+        head.norm1.train()
+        with torch.no_grad():
+            h = head.norm1(head.inp(d.stages[0](pair)))
+        feats[name] = h.flatten(1).std(dim=1)
+    g_ratio = float(feats["group"][2:].mean() / feats["group"][:2].mean())
+    b_ratio = float(feats["batch"][2:].mean() / feats["batch"][:2].mean())
+    assert g_ratio > 0.7, g_ratio       # per image: the soft copy looks as energetic as the sharp one
+    assert b_ratio < 0.4, b_ratio       # over the batch: a tenth of the contrast stays far weaker
+
+    batch.eval()
+    with torch.no_grad():
+        alone = batch(x[:1])
+        among = batch(torch.cat([x[:1], torch.randn(3, 3, 32, 32)]))[:1]
+    assert torch.allclose(alone, among, atol=1e-5)

@@ -593,3 +593,33 @@ def test_channel_perm_trains_from_the_cache_and_refuses_a_share_outside_0_1(phot
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "q", "--steps", 1,
                           "--teacher", teacher_ckpt, "--set", "student.channel_perm=1.5"])
     assert rc != 0 and "student.channel_perm=1.5" in json.dumps(events)
+
+
+def test_batch_norm_discriminators_update_their_statistics_only_in_their_own_step(photos, teacher_ckpt, tmp_path):
+    """model.disc_norm=batch: D_H and D_L learn with batch-norm heads. Their running statistics come
+    from the D step's real + fake batches only (the student's step calls them in eval mode), and a
+    fine-tune from the run keeps the norm; a group-norm checkpoint's D does not load into them."""
+    from duoscale_trainer.train.common import load_checkpoint
+
+    out = tmp_path / "bn"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 5,
+                          "--teacher", teacher_ckpt, "--set", "model.disc_norm=batch",
+                          "--set", "student.d_start_frac=0", "--set", "student.adv_start_frac=0",
+                          "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    assert any("adv_hr" in e.get("losses", {}) for e in events)
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["nets"]["d_hr"]["norm"] == "batch"
+    for net in ("d_hr", "d_lr"):
+        tracked = [v for k, v in ck["models"][net].items() if k.endswith("num_batches_tracked")]
+        assert tracked and all(int(t) == 5 for t in tracked), (net, tracked)   # one D step per step
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "tune", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--init", out / "checkpoints" / "last.pt",
+                          "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    started = next(e for e in events if e["event"] == "started")
+    assert started["config"]["model"]["disc_norm"] == "batch"
+    assert started["init_gan"] == {"downsampler": "loaded", "d_hr": "loaded", "d_lr": "loaded"}
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--set", "model.disc_norm=layer"])
+    assert rc != 0 and "model.disc_norm" in json.dumps(events)

@@ -55,16 +55,31 @@ class Stage(nn.Module):
         return F.leaky_relu(self.conv2(x), 0.2)
 
 
-class Head(nn.Module):
-    """2-D analogue of StyleGAN-T's head: 1x1 conv, GroupNorm, LReLU, residual 3x3 block / sqrt(2), 1x1 -> logit map."""
+def head_norm(kind: str, ch: int) -> nn.Module:
+    """The heads' normalisation (model.disc_norm).
 
-    def __init__(self, ch: int, head_ch: int):
+    group: GroupNorm, per image. It rescales each image's features to unit variance, so the head
+    cannot see how much detail an image has, only how it is arranged; a fresh D then learns slowly
+    to tell a sharp photo from a soft one (docs/MODELS.md, "A discriminator that can learn").
+    batch: BatchNorm over the D step's batch of real and fake images together, so the difference in
+    feature energy between them survives. The student's step calls D in eval mode (the running
+    statistics of those mixed batches), so a batch of fakes alone is judged on the same scale."""
+    if kind == "group":
+        return nn.GroupNorm(8 if ch % 8 == 0 else 1, ch)
+    if kind == "batch":
+        return nn.BatchNorm2d(ch)
+    raise ValueError(f"unknown discriminator norm {kind!r}; choose group or batch")
+
+
+class Head(nn.Module):
+    """2-D analogue of StyleGAN-T's head: 1x1 conv, norm, LReLU, residual 3x3 block / sqrt(2), 1x1 -> logit map."""
+
+    def __init__(self, ch: int, head_ch: int, norm: str = "group"):
         super().__init__()
-        g = 8 if head_ch % 8 == 0 else 1
         self.inp = sn_conv(ch, head_ch, 1)
-        self.norm1 = nn.GroupNorm(g, head_ch)
+        self.norm1 = head_norm(norm, head_ch)
         self.res = sn_conv(head_ch, head_ch, 3)
-        self.norm2 = nn.GroupNorm(g, head_ch)
+        self.norm2 = head_norm(norm, head_ch)
         self.out = sn_conv(head_ch, 1, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -80,16 +95,16 @@ class Discriminator(nn.Module):
     (model.disc_centre). Local colour, and colour at every scale below the crop, still counts."""
 
     def __init__(self, in_ch: int = 3, channels: tuple[int, ...] = (32, 64, 128, 256), head_ch: int = 64,
-                 blur: bool = False, centre: bool = False):
+                 blur: bool = False, centre: bool = False, norm: str = "group"):
         super().__init__()
         self.channels = tuple(int(c) for c in channels)
         self.centre = bool(centre)
         self._cfg = {"in_ch": int(in_ch), "channels": list(self.channels), "head_ch": int(head_ch),
-                     "blur": bool(blur), "centre": self.centre}
+                     "blur": bool(blur), "centre": self.centre, "norm": norm}
         self.pad_multiple = 2 ** len(self.channels)
         chs = (in_ch,) + self.channels
         self.stages = nn.ModuleList([Stage(chs[i], chs[i + 1], blur) for i in range(len(self.channels))])
-        self.heads = nn.ModuleList([Head(c, min(head_ch, c)) for c in self.channels])
+        self.heads = nn.ModuleList([Head(c, min(head_ch, c), norm) for c in self.channels])
 
     def config(self) -> dict:
         return dict(self._cfg)
@@ -134,12 +149,13 @@ DISC_PRESETS = {
 
 
 def build_discriminator(kind: str = "hr", preset: str = "small", blur: bool = False,
-                        centre: bool = False) -> Discriminator:
+                        centre: bool = False, norm: str = "group") -> Discriminator:
     """blur: low-pass each stage's input before its stride-2 conv (model.disc_blur; see Stage).
-    centre: judge each image with its per-channel mean removed (model.disc_centre; see Discriminator)."""
+    centre: judge each image with its per-channel mean removed (model.disc_centre; see Discriminator).
+    norm: the heads' normalisation, group or batch (model.disc_norm; see head_norm)."""
     if preset not in DISC_PRESETS:
         raise ValueError(f"unknown discriminator preset {preset!r}; choose one of {sorted(DISC_PRESETS)}")
-    cfg = dict(DISC_PRESETS[preset], blur=blur, centre=centre)
+    cfg = dict(DISC_PRESETS[preset], blur=blur, centre=centre, norm=norm)
     if kind == "lr":
         cfg["channels"] = cfg["channels"][:3]
     elif kind != "hr":

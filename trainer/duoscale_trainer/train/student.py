@@ -249,7 +249,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                      cfg.model.downsampler_channels}
         G = build_downsampler(cfg.model.downsampler, cfg.model.downsampler_preset, latent_ch=lat_ch,
                               **ds_kw).to(dev, memory_format=fmt)
-        d_kw = {"preset": cfg.model.disc_preset, "blur": cfg.model.disc_blur, "centre": cfg.model.disc_centre}
+        d_kw = {"preset": cfg.model.disc_preset, "blur": cfg.model.disc_blur, "centre": cfg.model.disc_centre,
+                "norm": cfg.model.disc_norm}
+        batch_norm_d = cfg.model.disc_norm == "batch"
         D_H = build_discriminator("hr", **d_kw).to(dev, memory_format=fmt)
         D_L = build_discriminator("lr", **d_kw).to(dev, memory_format=fmt)
 
@@ -358,6 +360,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             # ---- student + downsampler step (D frozen) ----------------------------------------
             set_requires_grad(D_H, False)
             set_requires_grad(D_L, False)
+            if batch_norm_d:   # a batch-norm head judges a batch of fakes on its running statistics
+                D_H.eval()     # (model.disc_norm). A group-norm D stays in train mode, as the shipped
+                D_L.eval()     # models were trained (spectral norm's power iteration runs in both steps)
             with ctx.autocast(), torch.set_grad_enabled(not warm):
                 with torch.no_grad():
                     z0 = codec.encode(hr)
@@ -476,6 +481,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 pairs.append(("lr", D_L, opt_dl, lr, y_hat))
             for name, D, opt_d, real_img, fake in pairs:
                 set_requires_grad(D, True)
+                D.train()
                 real_in = real_img.detach().requires_grad_(r1_now)
                 with ctx.autocast():
                     logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
