@@ -2,8 +2,8 @@
 """Can the HR discriminator tell a student's repair-mode output from the photo? A D-only probe.
 
     python3 scripts/probe-discriminator.py CKPT --data CROPS --val PHOTOS/val --out DIR \
-        [--steps 400] [--d-lr 1e-4] [--fresh] [--blur] [--norm group|batch] [--pool 512] [--hr-size 64]
-        [--threads 2]
+        [--steps 400] [--d-lr 1e-4] [--fresh] [--blur] [--norm group|batch] [--policy OPS]
+        [--pool 512] [--hr-size 64] [--threads 2]
         [--save CKPT_OUT]
 
 The student of CKPT is frozen. A pool of `--pool` training pairs (CROPS, the Real-ESRGAN pipeline at
@@ -55,6 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--every", type=int, default=50)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument("--policy", default=None,
+                   help="DiffAugment ops (student.diffaugment_policy); default CKPT's run's, else all three")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=3)
     p.add_argument("--save", default=None,
@@ -123,7 +125,8 @@ def main(argv=None) -> int:
         s_real, s_fake, s_bic = score(v_hr), score(v_fake), score(v_bic)
         peak = gradient_grid_peak(D, v_fake)
         D.train()
-        row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "blur": blur, "norm": norm, "augment": not a.no_augment,
+        row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "blur": blur, "norm": norm,
+               "augment": "none" if a.no_augment else a.policy or st.diffaugment_policy,
                "grad_grid_peak": round(peak, 3)}
         for name, s_f in (("student", s_fake), ("bicubic", s_bic)):
             row[f"hinge_{name}"] = round(float(d_adv_loss(s_real[:, None], s_f[:, None], st.gan_loss)), 4)
@@ -135,7 +138,8 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = [evaluate(0)]
     g = torch.Generator().manual_seed(a.seed)
-    aug = (lambda x: x) if a.no_augment else (lambda x: diffaugment(x, generator=g))
+    policy = a.policy or st.diffaugment_policy
+    aug = (lambda x: x) if a.no_augment else (lambda x: diffaugment(x, generator=g, policy=policy))
     train_hinge = []
     for step in range(1, a.steps + 1):
         idx = torch.randint(0, a.pool, (a.batch,), generator=g)

@@ -122,6 +122,9 @@ class StudentConfig:
     r1_gamma: float = 0.1             # lazy R1 on reals (ML.md 3.4)
     r1_every: int = 16
     diffaugment: bool = True
+    diffaugment_policy: str = "color,translation,cutout"   # the ops DiffAugment applies; "color" scales
+                                      # contrast and saturation per image, which hides from D how much
+                                      # detail an image has (docs/MODELS.md, "A discriminator that can learn")
     noise_prime_std: float = 2.0      # eps' ~ N(0, kappa^2 I) for G (ML.md 7.6)
     init_gan: bool = True             # --init also loads the downsampler and both discriminators where
                                       # the checkpoint has them in this run's shapes (a fresh D that
@@ -379,7 +382,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
                "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_colour",
-               "colour_cell", "restore_cond", "restore_gain")
+               "colour_cell", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
@@ -430,6 +433,9 @@ def validate(cfg: Config) -> None:
     choice("model.downsampler", cfg.model.downsampler, ("diffusion", "conv"))
     choice("model.codec", cfg.model.codec, ("s2d", "learned"))
     choice("model.disc_norm", cfg.model.disc_norm, ("group", "batch"))
+    for op in (o.strip() for o in cfg.student.diffaugment_policy.split(",")):
+        if op:
+            choice("student.diffaugment_policy", op, ("color", "colour", "translation", "cutout"))
     choice("optim.schedule", cfg.optim.schedule, ("constant", "cosine"))
     choice("student.gan_loss", cfg.student.gan_loss, ("hinge", "paper"))
     choice("student.denoise_t", cfg.student.denoise_t, ("T", "random"))

@@ -598,12 +598,13 @@ def test_channel_perm_trains_from_the_cache_and_refuses_a_share_outside_0_1(phot
 def test_batch_norm_discriminators_update_their_statistics_only_in_their_own_step(photos, teacher_ckpt, tmp_path):
     """model.disc_norm=batch: D_H and D_L learn with batch-norm heads. Their running statistics come
     from the D step's real + fake batches only (the student's step calls them in eval mode), and a
-    fine-tune from the run keeps the norm; a group-norm checkpoint's D does not load into them."""
+    fine-tune from the run keeps the norm and the DiffAugment policy its D learned under."""
     from duoscale_trainer.train.common import load_checkpoint
 
     out = tmp_path / "bn"
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 5,
                           "--teacher", teacher_ckpt, "--set", "model.disc_norm=batch",
+                          "--set", "student.diffaugment_policy=translation,cutout",
                           "--set", "student.d_start_frac=0", "--set", "student.adv_start_frac=0",
                           "--set", "run.sample_every=100"])
     assert rc == 0, events[-1]
@@ -619,7 +620,11 @@ def test_batch_norm_discriminators_update_their_statistics_only_in_their_own_ste
     assert rc == 0, events[-1]
     started = next(e for e in events if e["event"] == "started")
     assert started["config"]["model"]["disc_norm"] == "batch"
+    assert started["config"]["student"]["diffaugment_policy"] == "translation,cutout"
     assert started["init_gan"] == {"downsampler": "loaded", "d_hr": "loaded", "d_lr": "loaded"}
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 1,
                           "--teacher", teacher_ckpt, "--set", "model.disc_norm=layer"])
     assert rc != 0 and "model.disc_norm" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--set", "student.diffaugment_policy=translation,blur"])
+    assert rc != 0 and "student.diffaugment_policy='blur'" in json.dumps(events)

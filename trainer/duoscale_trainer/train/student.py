@@ -315,7 +315,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             return teacher(x, tt, c)
 
         def aug(x: Tensor, g: torch.Generator) -> Tensor:
-            return diffaugment(x, generator=g) if s.diffaugment else x
+            return diffaugment(x, generator=g, policy=s.diffaugment_policy) if s.diffaugment else x
 
         zero_chain = uses_zero_chain(cfg)
 
