@@ -16,7 +16,7 @@
 #                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: r-adv10cb r-adv30cb)
+#   VARIANTS       which of the variants below to run (default: r-adv10ct r-adv30ct)
 #   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
@@ -51,6 +51,9 @@
 # trained alone, drew no pattern on the CPU (docs/MODELS.md "The discriminator, examined"). Hence
 # the default variants r-adv10cb and r-adv30cb. The D-only warm-up steps make the speed probe
 # over-plan the run; the budget cuts it on time and the learning rate is constant, as before.
+# Stop 21 (CPU only): DiffAugment's colour op kept a fresh D from learning at all in 300 D-only
+# steps, where translation and cutout alone let it; hence the default variants r-adv10ct and
+# r-adv30ct (docs/MODELS.md "A discriminator that can learn").
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -63,7 +66,7 @@ TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
 CACHE=${CACHE:-2048}
-VARIANTS=${VARIANTS:-"r-adv10cb r-adv30cb"}
+VARIANTS=${VARIANTS:-"r-adv10ct r-adv30ct"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -100,6 +103,15 @@ flags() {  # what each variant changes
                     --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 ;;
     r-adv30cb) echo --set student.w_hr_adv=3.0 --set student.w_colour=0.1 --set model.disc_blur=true \
                     --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 ;;
+    # r-adv10cb and r-adv30cb without DiffAugment's colour op, which kept a fresh D from learning
+    # anything in 300 D-only steps where translation and cutout alone let it (docs/MODELS.md,
+    # "A discriminator that can learn")
+    r-adv10ct) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 --set model.disc_blur=true \
+                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 \
+                    --set student.diffaugment_policy=translation,cutout ;;
+    r-adv30ct) echo --set student.w_hr_adv=3.0 --set student.w_colour=0.1 --set model.disc_blur=true \
+                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 \
+                    --set student.diffaugment_policy=translation,cutout ;;
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }
