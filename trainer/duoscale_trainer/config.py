@@ -45,7 +45,7 @@ class ModelConfig:
                                       # adversarial terms cannot move an output's mean colour
                                       # (nets/discriminator.py Discriminator); no weights either
     disc_norm: str = "group"          # the D heads' norm: group (per image; the shipped D) | batch (over the
-                                      # D step's real + fake batch; learns sharp vs soft faster)
+                                      # D step's real + fake batch, so their difference in energy survives)
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)

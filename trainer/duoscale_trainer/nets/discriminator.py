@@ -59,8 +59,7 @@ def head_norm(kind: str, ch: int) -> nn.Module:
     """The heads' normalisation (model.disc_norm).
 
     group: GroupNorm, per image. It rescales each image's features to unit variance, so the head
-    cannot see how much detail an image has, only how it is arranged; a fresh D then learns slowly
-    to tell a sharp photo from a soft one (docs/MODELS.md, "A discriminator that can learn").
+    sees how an image's detail is arranged, not how much of it there is (tests/test_nets.py).
     batch: BatchNorm over the D step's batch of real and fake images together, so the difference in
     feature energy between them survives. The student's step calls D in eval mode (the running
     statistics of those mixed batches), so a batch of fakes alone is judged on the same scale."""
