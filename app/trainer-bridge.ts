@@ -110,7 +110,8 @@ export class TrainerBridge {
     const log = fs.createWriteStream(path.join(runDir, 'trainer.log'), { flags: 'a' });
     const env: NodeJS.ProcessEnv = { ...process.env, PYTHONUNBUFFERED: '1' };
     if (this.trainerDir) env.PYTHONPATH = [this.trainerDir, env.PYTHONPATH].filter(Boolean).join(path.delimiter);
-    const child = spawn(this.python, this.argv(req, runDir), {
+    const argv = this.argv(req, runDir);
+    const child = spawn(this.python, argv, {
       cwd: this.trainerDir ?? runDir, env, stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.catalog.insertTrainingRun({ id, command: req.command, runDir, request: req, pid: child.pid ?? null });
@@ -149,7 +150,7 @@ export class TrainerBridge {
       resolveExit();
     });
     const run = this.catalog.getTrainingRun(id)!;
-    this.emit({ type: 'training', run, event: { event: 'spawned', pid: child.pid ?? null, argv: this.argv(req, runDir) } });
+    this.emit({ type: 'training', run, event: { event: 'spawned', pid: child.pid ?? null, argv } });
     return run;
   }
 

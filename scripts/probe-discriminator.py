@@ -93,6 +93,7 @@ def main(argv=None) -> int:
             sys.exit(f"error: {a.ckpt}: its HR discriminator is {got} for preset {a.preset}; "
                      "drop --preset or add --fresh")
     opt = torch.optim.Adam(D.parameters(), lr=a.d_lr, betas=tuple(st.d_betas))
+    policy = a.policy or st.diffaugment_policy
 
     def student(lr01: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -126,7 +127,7 @@ def main(argv=None) -> int:
         peak = gradient_grid_peak(D, v_fake)
         D.train()
         row = {"step": step, "d_lr": a.d_lr, "fresh": a.fresh, "blur": blur, "norm": norm,
-               "augment": "none" if a.no_augment else a.policy or st.diffaugment_policy,
+               "augment": "none" if a.no_augment else policy,
                "grad_grid_peak": round(peak, 3)}
         for name, s_f in (("student", s_fake), ("bicubic", s_bic)):
             row[f"hinge_{name}"] = round(float(d_adv_loss(s_real[:, None], s_f[:, None], st.gan_loss)), 4)
@@ -138,7 +139,6 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     rows = [evaluate(0)]
     g = torch.Generator().manual_seed(a.seed)
-    policy = a.policy or st.diffaugment_policy
     aug = (lambda x: x) if a.no_augment else (lambda x: diffaugment(x, generator=g, policy=policy))
     train_hinge = []
     for step in range(1, a.steps + 1):
