@@ -106,6 +106,9 @@ class StudentConfig:
                                       # (HR, LR and teacher target alike; one of the 5 other orders), so
                                       # the student cannot learn a palette's colours from 139 photos
                                       # (s2d codec only: its latent is the RGB planes, unshuffled)
+    w_artefact: float = 0.0           # LDL's artefact term, all rows: an L1 to the HR crop weighted where
+                                      # the residual varies locally and the EMA student is closer (MODELS.md)
+    artefact_ksize: int = 7           # its window (odd)
     w_anchor: float = 0.0             # bicubic-only rows: MSE to the output of the --init student (a frozen
                                       # copy), so terms aimed at damaged photos do not move clean ones
     restore_cond: bool = False        # condition the student on r = 1 for Real-ESRGAN rows, 0 for
@@ -382,7 +385,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
                "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_colour",
-               "colour_cell", "restore_cond", "restore_gain", "diffaugment_policy")
+               "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
@@ -483,7 +486,9 @@ def validate(cfg: Config) -> None:
     if s.colour_cell and cfg.data.hr_size % s.colour_cell:
         raise ValueError(f"config student.colour_cell={s.colour_cell} does not divide data.hr_size="
                          f"{cfg.data.hr_size}")
-    for key in ("w_detail", "w_colour", "w_anchor"):
+    if s.artefact_ksize < 3 or s.artefact_ksize % 2 == 0:
+        raise ValueError(f"config student.artefact_ksize={s.artefact_ksize}: must be odd and at least 3")
+    for key in ("w_detail", "w_colour", "w_anchor", "w_artefact"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

@@ -272,6 +272,44 @@ def test_detail_and_colour_terms_measure_what_they_say():
     assert colour_loss(shifted, hr, torch.zeros(2)).item() == 0
 
 
+def test_artefact_term_charges_erratic_residuals_the_ema_does_not_share():
+    """student.w_artefact (LDL): an output off the HR crop by a pixel-to-pixel speckle costs far more
+    than one off by a smooth ramp of the same mean absolute error; where the reference (the EMA)
+    is further off than the output nothing is charged; and a step down its gradient takes the
+    checker out."""
+    import torch.nn.functional as F
+    from duoscale_trainer.train.student import artefact_loss, local_variance
+
+    g = torch.Generator().manual_seed(3)
+    hr = F.avg_pool2d(torch.rand((2, 3, 40, 40), generator=g) * 1.6 - 0.8, 5, stride=1)   # 36 px
+    yy, xx = torch.meshgrid(torch.arange(36), torch.arange(36), indexing="ij")
+    # the map looks at |residual|: a +-e checker is uniform to it, a 0 / 2e one is what it charges
+    checker = ((yy + xx) % 2).float() * 0.2                             # 0 / 0.2, flips every pixel
+    ramp = xx.float() / 35 * 0.2                                        # 0 .. 0.2 across the crop
+    erratic, smooth = hr + checker, hr + ramp
+    assert (erratic - hr).abs().mean().item() == pytest.approx((smooth - hr).abs().mean().item(), rel=1e-5)
+    assert artefact_loss(hr, hr, hr).item() == 0
+    l_erratic, l_smooth = artefact_loss(erratic, hr, hr).item(), artefact_loss(smooth, hr, hr).item()
+    assert l_erratic > 50 * l_smooth > 0
+    # the EMA further off everywhere: the output is the steadier one, so nothing is charged
+    assert artefact_loss(erratic, hr, hr + 2.5 * checker).item() == 0
+    # local variance: a constant has none; a +-1 checker's 3x3 window, unbiased
+    assert local_variance(torch.ones(1, 1, 9, 9), 7).abs().max().item() < 1e-6
+    lv = local_variance(((yy + xx) % 2 * 2 - 1).float()[None, None, :9, :9], 3)
+    assert lv[0, 0, 4, 4].item() == pytest.approx(80 / 81 * 9 / 8, rel=1e-4)   # 3x3: mean +-1/9
+    # descending its gradient removes the checker
+    x = erratic.clone().requires_grad_()
+    artefact_loss(x, hr, hr).backward()
+    stepped = erratic - 0.05 * x.grad / x.grad.abs().max()
+    assert (stepped - hr).abs().mean() < (erratic - hr).abs().mean()
+    assert artefact_loss(stepped, hr, hr).item() < l_erratic
+    with pytest.raises(ValueError, match="artefact_ksize"):
+        from duoscale_trainer.config import Config, validate
+        cfg = Config()
+        cfg.student.artefact_ksize = 4
+        validate(cfg)
+
+
 def test_colour_cells_charge_local_shifts_that_cancel_over_the_crop():
     """student.colour_cell: +3 levels on the left half and -3 on the right leave the crop mean
     unchanged (the whole-crop term sees nothing) but every 16 px cell is 3 levels off on red."""

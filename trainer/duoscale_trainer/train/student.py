@@ -79,6 +79,7 @@ def psnr_weighted_mse(a: Tensor, b: Tensor, eps: float = PSNR_WEIGHT_EPS) -> Ten
 
 
 DETAIL_CELL = 8
+ARTEFACT_KSIZE = 7   # LDL's window for the residual's local variance
 
 
 BLOCK = 4   # the S2D codec's pixel-unshuffle block: a pattern of this period is the cheapest "detail"
@@ -167,6 +168,36 @@ def colour_loss(out: Tensor, hr: Tensor, mask: Tensor, cell: int = 0) -> Tensor:
         o, h = o.mean(dim=(2, 3)), h.mean(dim=(2, 3))
     diff = (o - h) * 127.5
     return _masked_mean(diff.abs().flatten(1).mean(dim=1), mask)
+
+
+def local_variance(x: Tensor, ksize: int) -> Tensor:
+    """Unbiased variance of each ksize x ksize window (reflect-padded, so the map keeps x's size)."""
+    pad = ksize // 2
+    xp = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    n = ksize * ksize
+    mean = F.avg_pool2d(xp, ksize, stride=1)
+    mean_sq = F.avg_pool2d(xp.square(), ksize, stride=1)
+    return ((mean_sq - mean.square()) * (n / (n - 1))).clamp(min=0.0)
+
+
+def artefact_loss(out: Tensor, hr: Tensor, ref: Tensor, ksize: int = ARTEFACT_KSIZE) -> Tensor:
+    """The artefact term of LDL (Liang et al., CVPR 2022, "Details or Artifacts"): an L1 to the HR
+    crop, weighted by a map that is large where the residual is locally erratic.
+
+    On a 0-1 scale: R = |hr - out| summed over the channels; the map is R's local variance in
+    ksize x ksize windows times (R's variance over the crop) ** 0.2, set to 0 wherever the
+    reference (the EMA student: slower, so steadier) is further from the HR crop than ``out`` is.
+    A GAN's painted outlines, ringing and streaks leave a residual that swings from pixel to pixel
+    and that the EMA has not yet taken up, so that is where the term pulls back toward the ground
+    truth; texture the EMA draws too, and smooth errors, cost nothing extra. As in the paper the
+    map is not detached: its own gradient also asks for a residual that varies less."""
+    o, h, e = ((t.float() + 1.0) * 0.5 for t in (out, hr, ref))
+    res = (h - o).abs().sum(dim=1, keepdim=True)
+    with torch.no_grad():
+        res_ref = (h - e).abs().sum(dim=1, keepdim=True)
+    crop = res.flatten(1).var(dim=1).clamp(min=1e-12).pow(0.2).view(-1, 1, 1, 1)
+    weight = crop * local_variance(res, ksize) * (res >= res_ref).to(res.dtype)
+    return (weight * (o - h)).abs().mean()
 
 
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
@@ -415,8 +446,14 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr, r), z0)
                     loss_s = loss_s + s.w_inverse * l_inv + s.w_gt * l_gt
                     out["inverse"], out["gt"] = l_inv.detach(), l_gt.detach()
-                need_pixels = (s.hr_adv and d_on) or s.w_detail > 0 or s.w_colour > 0
+                need_pixels = (s.hr_adv and d_on) or s.w_detail > 0 or s.w_colour > 0 or s.w_artefact > 0
                 hr_hat = codec.decode(x0_hat) if need_pixels else None
+                if s.w_artefact > 0 and not warm:                                  # LDL, all rows
+                    with torch.no_grad():
+                        ref_hat = codec.decode(ema.module(x_in_scaled, t_T, lr, r))
+                    l = artefact_loss(hr_hat, hr, ref_hat, s.artefact_ksize)
+                    loss_s = loss_s + s.w_artefact * l
+                    out["artefact"] = l.detach()
                 if s.w_detail > 0:                                                 # Real-ESRGAN rows
                     l = detail_loss(hr_hat, hr, real.float(), deblock=s.detail_deblock)
                     loss_s = loss_s + s.w_detail * l
