@@ -354,7 +354,8 @@ def test_deblocked_detail_term_gives_a_4px_grid_nothing_and_charges_for_it():
 
 
 def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_ckpt, tmp_path):
-    """The cache stores which pairs are Real-ESRGAN; the two terms run, are part of the recipe, and
+    """The cache stores which pairs are Real-ESRGAN; the two terms (and the artefact term, on all
+    rows) run, are part of the recipe, and
     a cache written before the flag existed gets its flags back by replaying the draws."""
     from types import SimpleNamespace
 
@@ -368,10 +369,10 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--teacher", teacher_ckpt, "--cache-targets", 12, "--seed", 4,
                           "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
                           "--set", "run.sample_every=100", "--set", "student.w_detail=10",
-                          "--set", "student.w_colour=0.02"])
+                          "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
-    assert {"detail", "colour"} <= seen
+    assert {"detail", "colour", "artefact"} <= seen
     cache = torch.load(out / "target_cache_rank0.pt", map_location="cpu", weights_only=False)
     real = cache["real"]
     assert real.shape == (12,) and 0 < real.sum() < 12
@@ -385,7 +386,8 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     run = SimpleNamespace(run=SimpleNamespace(seed=4), data=SimpleNamespace(batch_size=cfg["data"]["batch_size"]))
     ctx = SimpleNamespace(dist=SimpleNamespace(rank=0, world=1))
     assert torch.equal(_replay_real_flags(ds, run, ctx, 12), real)
-    assert {"w_detail", "w_colour"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
+    assert {"w_detail", "w_colour", "w_artefact"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
+    assert cfg["student"]["w_artefact"] == 50
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
