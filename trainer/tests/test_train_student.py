@@ -291,6 +291,8 @@ def test_artefact_term_charges_erratic_residuals_the_ema_does_not_share():
     assert artefact_loss(hr, hr, hr).item() == 0
     l_erratic, l_smooth = artefact_loss(erratic, hr, hr).item(), artefact_loss(smooth, hr, hr).item()
     assert l_erratic > 50 * l_smooth > 0
+    signed = ((yy + xx) % 2 * 2 - 1).float() * 0.1                     # +-0.1: an even |error|
+    assert artefact_loss(hr + signed, hr, hr).item() < 1e-4 * l_erratic
     # the EMA further off everywhere: the output is the steadier one, so nothing is charged
     assert artefact_loss(erratic, hr, hr + 2.5 * checker).item() == 0
     # local variance: a constant has none; a +-1 checker's 3x3 window, unbiased
