@@ -106,12 +106,7 @@ flags() {  # what each variant changes
     # r-adv10cb and r-adv30cb without DiffAugment's colour op, which kept a fresh D from learning
     # anything in 300 D-only steps where translation and cutout alone let it (docs/MODELS.md,
     # "A discriminator that can learn")
-    r-adv10ct) echo --set student.w_hr_adv=1.0 --set student.w_colour=0.1 --set model.disc_blur=true \
-                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 \
-                    --set student.diffaugment_policy=translation,cutout ;;
-    r-adv30ct) echo --set student.w_hr_adv=3.0 --set student.w_colour=0.1 --set model.disc_blur=true \
-                    --set student.d_warmup_steps=400 --set student.d_lr=4e-4 --set student.channel_perm=0.5 \
-                    --set student.diffaugment_policy=translation,cutout ;;
+    r-adv10ct|r-adv30ct) echo "$(flags "${1%t}b")" --set student.diffaugment_policy=translation,cutout ;;
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import protocol
-from ..config import Config, losses_on
+from ..config import Config, StudentConfig, losses_on
 from . import common as C
 
 log = logging.getLogger("duoscale")
@@ -79,7 +79,6 @@ def psnr_weighted_mse(a: Tensor, b: Tensor, eps: float = PSNR_WEIGHT_EPS) -> Ten
 
 
 DETAIL_CELL = 8
-ARTEFACT_KSIZE = 7   # LDL's window for the residual's local variance
 
 
 BLOCK = 4   # the S2D codec's pixel-unshuffle block: a pattern of this period is the cheapest "detail"
@@ -180,7 +179,7 @@ def local_variance(x: Tensor, ksize: int) -> Tensor:
     return ((mean_sq - mean.square()) * (n / (n - 1))).clamp(min=0.0)
 
 
-def artefact_loss(out: Tensor, hr: Tensor, ref: Tensor, ksize: int = ARTEFACT_KSIZE) -> Tensor:
+def artefact_loss(out: Tensor, hr: Tensor, ref: Tensor, ksize: int = StudentConfig.artefact_ksize) -> Tensor:
     """The artefact term of LDL (Liang et al., CVPR 2022, "Details or Artifacts"): an L1 to the HR
     crop, weighted by a map that is large where the residual is locally erratic.
 
