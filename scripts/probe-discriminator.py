@@ -79,6 +79,9 @@ def main(argv=None) -> int:
     ck = C.load_checkpoint(a.ckpt)
     if "d_hr" not in ck.get("nets", {}):
         sys.exit(f"error: {a.ckpt} holds no HR discriminator; give a student checkpoint")
+    if ck["nets"]["d_hr"].get("kind") == "teacher":
+        sys.exit(f"error: {a.ckpt}: its D_H reads the teacher's features (model.disc_hr=teacher); this probe "
+                 "measures the pixel discriminator, so give a checkpoint trained with it")
     net, codec, schedule, cfg = C.load_for_inference(a.ckpt, which="student", ema=True, ck=ck)
     pipe = SRPipeline(net, codec, schedule, steps=1, noise_strength=0.0).eval()
     st = StudentConfig(**{k: v for k, v in cfg.get("student", {}).items() if k in StudentConfig.__dataclass_fields__})

@@ -46,6 +46,10 @@ class ModelConfig:
                                       # (nets/discriminator.py Discriminator); no weights either
     disc_norm: str = "group"          # the D heads' norm: group (per image; the shipped D) | batch (over the
                                       # D step's real + fake batch, so their difference in energy survives)
+    disc_hr: str = "pixel"            # D_H: pixel (its own conv stages on the decoded image; the shipped D) |
+                                      # teacher (heads on the frozen teacher's features of the HR candidate
+                                      # taken to a low noise step, conditioned on the LR; nets/discriminator.py)
+    disc_t_max: int = 2               # disc_hr=teacher: the forward step D draws from 0..disc_t_max
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)
@@ -389,7 +393,7 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
 
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
-                     "disc_norm", "disc_blur", "disc_centre")
+                     "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -436,6 +440,10 @@ def validate(cfg: Config) -> None:
     choice("model.downsampler", cfg.model.downsampler, ("diffusion", "conv"))
     choice("model.codec", cfg.model.codec, ("s2d", "learned"))
     choice("model.disc_norm", cfg.model.disc_norm, ("group", "batch"))
+    choice("model.disc_hr", cfg.model.disc_hr, ("pixel", "teacher"))
+    if not 0 <= cfg.model.disc_t_max < cfg.diffusion.T:
+        raise ValueError(f"config model.disc_t_max={cfg.model.disc_t_max}: must be in 0..{cfg.diffusion.T - 1} "
+                         "(a step of the diffusion schedule; low steps keep the detail D judges)")
     for op in (o.strip() for o in cfg.student.diffaugment_policy.split(",")):
         if op:
             choice("student.diffaugment_policy", op, ("color", "colour", "translation", "cutout"))

@@ -410,3 +410,67 @@ def test_batch_norm_heads_keep_the_energy_group_norm_takes_away():
         alone = batch(x[:1])
         among = batch(torch.cat([x[:1], torch.randn(3, 3, 32, 32)]))[:1]
     assert torch.allclose(alone, among, atol=1e-5)
+
+
+def test_teacher_feature_discriminator_holds_only_heads_and_judges_an_image_against_its_lr():
+    """model.disc_hr=teacher: heads on the frozen teacher's contracting half. Its state dict and
+    parameters are the heads alone (the teacher stays the checkpoint's own copy); the student's
+    gradient passes through the teacher to the image without touching its weights; the verdict on
+    one HR image changes with the LR it is judged against, and the forward noise step is drawn
+    from 0..t_max."""
+    from duoscale_trainer.codec import S2DCodec
+    from duoscale_trainer.diffusion import ResShift, Schedule
+    from duoscale_trainer.nets.discriminator import build_teacher_discriminator
+
+    torch.manual_seed(0)
+    teacher = build_unet("tiny", residual_scale=2.0)
+    randomise_zero_init(teacher)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    diffusion, codec = ResShift(Schedule()), S2DCodec(2.0)
+    D = build_teacher_discriminator(teacher, diffusion, codec, "tiny", "group", t_max=2).eval()   # no power step
+
+    assert all(k.startswith("heads.") for k in D.state_dict())
+    assert count_params(D) == sum(count_params(h) for h in D.heads) > 0
+    assert D.config()["kind"] == "teacher" and D.config()["feature_channels"] == teacher.feature_channels()
+
+    img = (torch.rand(2, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    lr = torch.rand(2, 3, 8, 8) * 2 - 1
+    zy = codec.encode_lr(lr)
+    ts = torch.cat([D.draw(zy, torch.Generator().manual_seed(i))[0] for i in range(20)])
+    assert set(ts.tolist()) == {0, 1, 2}
+    t, noise = D.draw(zy, torch.Generator().manual_seed(0))
+    logits = D(img, lr, zy, t, noise)
+    assert logits.shape == (2, 8 * 8 + 4 * 4 + 4 * 4)          # tiny: two levels and the middle
+    logits.mean().backward()
+    assert img.grad is not None and img.grad.abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
+
+    with torch.no_grad():
+        again = D(img, lr, zy, t, noise)
+        other_lr = torch.rand(2, 3, 8, 8) * 2 - 1
+        other = D(img, other_lr, codec.encode_lr(other_lr), t, noise)
+    assert torch.equal(again, logits.detach())
+    assert (other - again).abs().mean() > 1e-3 * again.abs().mean()
+
+    with pytest.raises(ValueError, match="past the schedule"):
+        build_teacher_discriminator(teacher, diffusion, codec, "tiny", t_max=15)
+    from duoscale_trainer.nets.discriminator import TeacherFeatureDiscriminator
+    with pytest.raises(RuntimeError, match="attach"):
+        TeacherFeatureDiscriminator([16, 32, 32])(img, lr, zy, t, noise)
+
+
+def test_unet_features_are_the_contracting_half_its_forward_runs():
+    """ResUNet.features: one map per level (its last res block) and the middle, at the sizes the
+    levels run at; the forward pass, which shares that half, is unchanged by the split."""
+    torch.manual_seed(1)
+    net = build_unet("small", residual_scale=2.0)
+    randomise_zero_init(net)
+    x, lr, t = torch.randn(1, 48, 16, 16), torch.rand(1, 3, 16, 16) * 2 - 1, torch.tensor([3])
+    with torch.no_grad():
+        feats = net.features(x, t, lr)
+        h, skips, _, _ = net._encode(x, t, lr, None)
+    assert [f.shape[1] for f in feats] == net.feature_channels() == [64, 128, 128, 128]
+    assert [f.shape[-1] for f in feats] == [16, 8, 4, 4]
+    assert torch.equal(feats[-1], h) and torch.equal(feats[0], skips[1]) and torch.equal(feats[2], skips[-1])

@@ -670,3 +670,50 @@ def test_batch_norm_discriminators_update_their_statistics_only_in_their_own_ste
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 1,
                           "--teacher", teacher_ckpt, "--set", "student.diffaugment_policy=translation,blur"])
     assert rc != 0 and "student.diffaugment_policy='blur'" in json.dumps(events)
+
+
+def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it(photos, teacher_ckpt, tmp_path):
+    """model.disc_hr=teacher: D_H is heads on the frozen teacher. A run trains them (and only them:
+    the checkpoint's teacher is the one it started from), the checkpoint records the kind, and a
+    fine-tune from it keeps that D and its heads; asked of a pixel-D checkpoint, the heads start
+    fresh ("other shapes"), and the pixel-D probe refuses such a checkpoint by name."""
+    from duoscale_trainer.train.common import load_checkpoint
+
+    out = tmp_path / "tfd"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 3,
+                          "--teacher", teacher_ckpt, "--set", "model.disc_hr=teacher",
+                          "--set", "student.d_start_frac=0", "--set", "student.adv_start_frac=0",
+                          "--set", "run.log_every=1", "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    prog = [e for e in events if e["event"] == "progress"]
+    assert all("d_hr" in e["losses"] and "adv_hr" in e["losses"] for e in prog)
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["nets"]["d_hr"]["kind"] == "teacher" and ck["config"]["model"]["disc_hr"] == "teacher"
+    assert ck["models"]["d_hr"] and all(k.startswith("heads.") for k in ck["models"]["d_hr"])
+    t0 = load_checkpoint(teacher_ckpt)["ema"]["teacher"]
+    assert all(torch.equal(t0[k], v) for k, v in ck["models"]["teacher"].items())
+
+    def tune(name, init, *flags):
+        rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / name,
+                              "--steps", 1, "--teacher", teacher_ckpt, "--init", init,
+                              "--set", "run.sample_every=100", *flags])
+        assert rc == 0, events[-1]
+        started = next(e for e in events if e["event"] == "started")
+        return started["config"]["model"]["disc_hr"], started["init_gan"]["d_hr"]
+
+    assert tune("keep", out / "checkpoints" / "last.pt") == ("teacher", "loaded")
+    pixel = tmp_path / "pixel"
+    rc, _ = run_cli(["student", "--preset", "test", "--data", photos, "--out", pixel, "--steps", 1,
+                     "--teacher", teacher_ckpt, "--set", "run.sample_every=100"])
+    assert rc == 0
+    assert tune("switch", pixel / "checkpoints" / "last.pt", "--set", "model.disc_hr=teacher") == ("teacher", "other shapes")
+
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--set", "model.disc_t_max=15"])
+    assert rc != 0 and "model.disc_t_max=15" in json.dumps(events)
+
+    from trainhelpers import load_script
+    probe = load_script("probe-discriminator.py")
+    with pytest.raises(SystemExit, match="model.disc_hr=teacher"):
+        probe.main([str(out / "checkpoints" / "last.pt"), "--data", str(photos), "--val", str(photos),
+                    "--out", str(tmp_path / "probe")])

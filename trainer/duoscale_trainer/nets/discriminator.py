@@ -117,6 +117,68 @@ class Discriminator(nn.Module):
         return torch.cat(logits, dim=1)
 
 
+class TeacherFeatureDiscriminator(nn.Module):
+    """D_H read off the frozen teacher (model.disc_hr=teacher): heads like the pixel D's, one on each
+    level of the teacher UNet's contracting half, the teacher's own weights untouched.
+
+    An image (HR crop or student output) is encoded to the latent, taken to a low step t of the
+    forward process toward the LR's latent (x_t = x0 + eta_t (z_y - x0) + kappa sqrt(eta_t) n, t
+    drawn from 0..t_max), and run through the teacher with the LR as its condition. So D judges an
+    HR candidate against its own LR, on features that 16k steps of denoising have already taught
+    what photo detail looks like, instead of learning them from a few hundred adversarial steps
+    (the small pixel D separates the student from photos only after about 2,000 steps alone;
+    docs/MODELS.md). The forward noise is the augmentation: no DiffAugment, whose translation
+    would break the alignment with the LR. Feature discriminators of this kind are the projected
+    GANs' idea with the teacher as the projector, as in latent adversarial diffusion distillation
+    (Sauer et al., 2024).
+
+    The teacher is held outside the module tree (``attach``), so D's state dict and optimiser hold
+    the heads alone; gradients still pass through the frozen teacher to the image."""
+
+    def __init__(self, feature_channels: list[int] | tuple[int, ...], head_ch: int = 64, norm: str = "group",
+                 t_max: int = 2):
+        super().__init__()
+        if t_max < 0:
+            raise ValueError(f"t_max must be >= 0, got {t_max}")
+        self.t_max = int(t_max)
+        self._cfg = {"kind": "teacher", "feature_channels": [int(c) for c in feature_channels],
+                     "head_ch": int(head_ch), "norm": norm, "t_max": self.t_max}
+        self.heads = nn.ModuleList([Head(int(c), min(head_ch, int(c)), norm) for c in feature_channels])
+        self._backbone: tuple | None = None
+
+    def config(self) -> dict:
+        return dict(self._cfg)
+
+    def attach(self, teacher: nn.Module, diffusion, codec: nn.Module) -> "TeacherFeatureDiscriminator":
+        """teacher: a ResUNet with ``features`` (frozen by the caller); diffusion: its ResShift."""
+        if self.t_max >= diffusion.T:
+            raise ValueError(f"t_max {self.t_max} is past the schedule's last step {diffusion.T - 1}")
+        self._backbone = (teacher, diffusion, codec)
+        return self
+
+    def draw(self, zy: Tensor, g: torch.Generator | None) -> tuple[Tensor, Tensor]:
+        """A step per row (0..t_max) and the forward-process noise, both from g."""
+        t = torch.randint(0, self.t_max + 1, (zy.shape[0],), generator=g, device=zy.device)
+        return t, torch.randn(zy.shape, generator=g, device=zy.device, dtype=zy.dtype)
+
+    def forward(self, img: Tensor, lr: Tensor, zy: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        if self._backbone is None:
+            raise RuntimeError("TeacherFeatureDiscriminator: attach(teacher, diffusion, codec) first")
+        teacher, diffusion, codec = self._backbone
+        x_t = diffusion.q_sample(codec.encode(img), zy, t, noise)
+        feats = teacher.features(diffusion.scale_input(x_t, t), t, lr)
+        return torch.cat([head(f).flatten(1) for head, f in zip(self.heads, feats)], dim=1)
+
+
+def build_teacher_discriminator(teacher: nn.Module, diffusion, codec: nn.Module, preset: str = "small",
+                                norm: str = "group", t_max: int = 2) -> TeacherFeatureDiscriminator:
+    """D_H on the teacher's features; the preset sets the heads' width as for the pixel D."""
+    if preset not in DISC_PRESETS:
+        raise ValueError(f"unknown discriminator preset {preset!r}; choose one of {sorted(DISC_PRESETS)}")
+    return TeacherFeatureDiscriminator(teacher.feature_channels(), DISC_PRESETS[preset]["head_ch"], norm,
+                                       t_max).attach(teacher, diffusion, codec)
+
+
 def gradient_grid_peak(D: nn.Module, x: Tensor) -> float:
     """What D asks of a generator whose outputs are x (B x 3 x H x W, H and W multiples of 4): the
     gradient of D's mean logit with respect to x, as the mean DFT amplitude (over batch, channel

@@ -223,7 +223,8 @@ class ResUNet(nn.Module):
             h = b(h, emb) if isinstance(b, ResBlock) else b(h)
         return h
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, restore: Tensor | None = None) -> Tensor:
+    def _encode(self, x: Tensor, t: Tensor, cond: Tensor | None, restore: Tensor | None):
+        """The contracting half: (h after the middle blocks, the skips, the embedding, z_up or None)."""
         emb = self.time_embed(timestep_embedding(t.reshape(-1).expand(x.shape[0]), self.model_channels))
         if self.restore_embed is not None and restore is not None:
             r = (restore.to(emb.dtype) * self.restore_gain).reshape(-1, 1).expand(x.shape[0], 1)
@@ -240,6 +241,22 @@ class ResUNet(nn.Module):
             h = self._run(blocks, h, emb)
             skips.append(h)
         h = self._run(self.mid, h, emb)
+        return h, skips, emb, z_up
+
+    def feature_channels(self) -> list[int]:
+        """Channels of what ``features`` returns, level by level, then the middle."""
+        return [m * self.model_channels for m in self.channel_mult] + [self.channel_mult[-1] * self.model_channels]
+
+    def features(self, x: Tensor, t: Tensor, cond: Tensor | None = None, restore: Tensor | None = None) -> list[Tensor]:
+        """The contracting half's activations: the last one of each level (before its Downsample),
+        then the middle blocks' output. What the teacher-feature discriminator's heads read."""
+        h, skips, _, _ = self._encode(x, t, cond, restore)
+        # skips: conv_in's output, then per level its res blocks' outputs and (but the last) a Downsample's
+        nrb = self.num_res_blocks
+        return [skips[level * (nrb + 1) + nrb] for level in range(len(self.channel_mult))] + [h]
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, restore: Tensor | None = None) -> Tensor:
+        h, skips, emb, z_up = self._encode(x, t, cond, restore)
         for blocks in self.up:
             h = self._run(blocks, torch.cat([h, skips.pop()], dim=1), emb)
         out = self.out(h)

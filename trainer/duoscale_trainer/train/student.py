@@ -222,7 +222,7 @@ def _teacher_source(cfg: Config, resume: dict | None) -> dict:
 
 def train(cfg: Config, resume: dict | None = None) -> dict:
     from ..diffusion import ResShift, Schedule
-    from ..nets.discriminator import build_discriminator, diffaugment
+    from ..nets.discriminator import build_discriminator, build_teacher_discriminator, diffaugment
     from ..nets.downsampler import build_downsampler
     from ..nets.unet import count_params
 
@@ -282,7 +282,12 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         d_kw = {"preset": cfg.model.disc_preset, "blur": cfg.model.disc_blur, "centre": cfg.model.disc_centre,
                 "norm": cfg.model.disc_norm}
         batch_norm_d = cfg.model.disc_norm == "batch"
-        D_H = build_discriminator("hr", **d_kw).to(dev, memory_format=fmt)
+        teacher_d = cfg.model.disc_hr == "teacher"
+        if teacher_d:      # heads on the frozen teacher's features (the teacher itself stays outside D)
+            D_H = build_teacher_discriminator(teacher, diffusion, codec, cfg.model.disc_preset, cfg.model.disc_norm,
+                                              cfg.model.disc_t_max).to(dev, memory_format=fmt)
+        else:
+            D_H = build_discriminator("hr", **d_kw).to(dev, memory_format=fmt)
         D_L = build_discriminator("lr", **d_kw).to(dev, memory_format=fmt)
 
         init_gan = {}
@@ -346,6 +351,15 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         def aug(x: Tensor, g: torch.Generator) -> Tensor:
             return diffaugment(x, generator=g, policy=s.diffaugment_policy) if s.diffaugment else x
+
+        def judge_hr(img: Tensor, lr_: Tensor, zy_: Tensor, g: torch.Generator, pairs: int = 1) -> Tensor:
+            """D_H's logits for img. The teacher-feature D sees each image at a drawn noise step with
+            its LR; with pairs=2 (real and fake stacked), both halves share the step and the noise."""
+            if not teacher_d:
+                return D_H(aug(img, g))
+            t, noise = D_H.draw(zy_, g)
+            rep_ = (pairs, 1, 1, 1)
+            return D_H(img, lr_.repeat(rep_), zy_.repeat(rep_), t.repeat(pairs), noise.repeat(rep_))
 
         zero_chain = uses_zero_chain(cfg)
 
@@ -462,7 +476,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     loss_s = loss_s + s.w_colour * l
                     out["colour"] = l.detach()
                 if s.hr_adv and adv_on:                                            # eq. 4
-                    l = g_adv_loss(D_H(aug(hr_hat, g)), s.gan_loss)
+                    l = g_adv_loss(judge_hr(hr_hat, lr, zy, g), s.gan_loss)
                     loss_s = loss_s + s.w_hr_adv * l
                     out["adv_hr"] = l.detach()
                 y_hat = None
@@ -483,7 +497,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             else:
                 _student_update(out, loss_s, loss_g_own, step)
             if d_on:
-                _discriminator_step(out, step, g, B, hr, lr, hr_hat, y_hat)
+                _discriminator_step(out, step, g, B, hr, lr, zy, hr_hat, y_hat)
             out["lr"] = o.lr * factor
             return out
 
@@ -507,20 +521,25 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             out["student"] = loss_s.detach()
 
         def _discriminator_step(out: dict, step: int, g: torch.Generator, B: int, hr: Tensor, lr: Tensor,
-                                hr_hat: Tensor | None, y_hat: Tensor | None) -> None:
+                                zy: Tensor, hr_hat: Tensor | None, y_hat: Tensor | None) -> None:
             # ---- discriminator step on detached fakes (+ lazy R1 on reals) --------------------
             r1_now = s.r1_gamma > 0 and step % s.r1_every == 0
             pairs = []
             if s.hr_adv:
-                pairs.append(("hr", D_H, opt_dh, hr, hr_hat))
+                # the pixel D keeps its separate DiffAugment draws for reals and fakes (same stream as before)
+                pairs.append(("hr", D_H, opt_dh, hr, hr_hat,
+                              (lambda x: judge_hr(x, lr, zy, g, pairs=2)) if teacher_d else None))
             if s.lr_adv:
-                pairs.append(("lr", D_L, opt_dl, lr, y_hat))
-            for name, D, opt_d, real_img, fake in pairs:
+                pairs.append(("lr", D_L, opt_dl, lr, y_hat, None))
+            for name, D, opt_d, real_img, fake, judge in pairs:
                 set_requires_grad(D, True)
                 D.train()
                 real_in = real_img.detach().requires_grad_(r1_now)
                 with ctx.autocast():
-                    logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
+                    if judge is not None:
+                        logits = judge(torch.cat([real_in, fake.detach()]))
+                    else:
+                        logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
                     lr_real, lr_fake = logits[:B], logits[B:]
                     loss_d = d_adv_loss(lr_real, lr_fake, s.gan_loss)
                 if r1_now:
