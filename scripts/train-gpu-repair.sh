@@ -107,6 +107,10 @@ flags() {  # what each variant changes
     # anything in 300 D-only steps where translation and cutout alone let it (docs/MODELS.md,
     # "A discriminator that can learn")
     r-adv10ct|r-adv30ct) echo "$(flags "${1%t}b")" --set student.diffaugment_policy=translation,cutout ;;
+    # r-adv10ct and r-adv30ct with D_H on the frozen teacher's features (model.disc_hr=teacher),
+    # which separates the student from photos within 50 D-only steps on the CPU where the pixel D
+    # had not begun after 400 (docs/MODELS.md, "A discriminator on the teacher's features")
+    r-tfd10|r-tfd30) echo "$(flags "r-adv${1#r-tfd}ct")" --set model.disc_hr=teacher ;;
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }
