@@ -50,6 +50,8 @@ class ModelConfig:
                                       # teacher (heads on the frozen teacher's features of the HR candidate
                                       # taken to a low noise step, conditioned on the LR; nets/discriminator.py)
     disc_t_max: int = 2               # disc_hr=teacher: the forward step D draws from 0..disc_t_max
+    disc_phase: bool = True           # disc_hr=teacher: a random 4-px block phase per row, so D's gradient
+                                      # asks for no 4-px pattern on average (false: stop 23's tfd runs)
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)
@@ -393,7 +395,7 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
 
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
-                     "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max")
+                     "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max", "disc_phase")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:

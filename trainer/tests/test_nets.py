@@ -440,7 +440,7 @@ def test_teacher_feature_discriminator_holds_only_heads_and_judges_an_image_agai
     zy = codec.encode_lr(lr)
     ts = torch.cat([D.draw(zy, torch.Generator().manual_seed(i))[0] for i in range(20)])
     assert set(ts.tolist()) == {0, 1, 2}
-    t, noise = D.draw(zy, torch.Generator().manual_seed(0))
+    t, noise, _ = D.draw(zy, torch.Generator().manual_seed(0))
     logits = D(img, lr, zy, t, noise)
     assert logits.shape == (2, 8 * 8 + 4 * 4 + 4 * 4)          # tiny: two levels and the middle
     logits.mean().backward()
@@ -474,3 +474,41 @@ def test_unet_features_are_the_contracting_half_its_forward_runs():
     assert [f.shape[1] for f in feats] == net.feature_channels() == [64, 128, 128, 128]
     assert [f.shape[-1] for f in feats] == [16, 8, 4, 4]
     assert torch.equal(feats[-1], h) and torch.equal(feats[0], skips[1]) and torch.equal(feats[2], skips[-1])
+
+
+def test_teacher_feature_discriminator_at_a_random_block_phase_asks_for_no_4px_pattern():
+    """The teacher reads pixel-unshuffled 4x4 blocks, so at one block phase the gradient D hands the
+    student peaks at a 4-px period; model.disc_phase shifts each row by a random (dy, dx) in -2..1
+    first, and over the 16 phases the peak is gone. shift_rows moves a row and keeps its size."""
+    from duoscale_trainer.codec import S2DCodec
+    from duoscale_trainer.diffusion import ResShift, Schedule
+    from duoscale_trainer.nets.discriminator import build_teacher_discriminator, gradient_grid_peak, shift_rows
+
+    torch.manual_seed(0)
+    teacher = build_unet("tiny", residual_scale=2.0)
+    randomise_zero_init(teacher)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    diffusion, codec = ResShift(Schedule()), S2DCodec(2.0)
+    D = build_teacher_discriminator(teacher, diffusion, codec, "tiny", "group", t_max=2).eval()
+    x = torch.rand(4, 3, 64, 64) * 2 - 1
+    lr = torch.nn.functional.avg_pool2d(x, 4)
+    zy = codec.encode_lr(lr)
+    t, noise = torch.ones(4, dtype=torch.long), torch.randn(zy.shape)
+
+    def at(dy, dx):
+        return torch.tensor([[dy, dx]] * 4)
+
+    one = gradient_grid_peak(lambda im: D(im, lr, zy, t, noise), x)
+    mean = gradient_grid_peak(lambda im: sum(D(im, lr, zy, t, noise, at(dy, dx)).mean(dim=1, keepdim=True)
+                                             for dy in range(-2, 2) for dx in range(-2, 2)), x)
+    assert one > 3.0, one
+    assert mean < 1.5, mean
+
+    moved = shift_rows(x, torch.tensor([[1, -2], [0, 0], [-1, 1], [0, 1]]))
+    assert moved.shape == x.shape and torch.equal(moved[1], x[1])
+    assert torch.equal(moved[0, :, :-1, 2:], x[0, :, 1:, :-2])   # row i shows row i + dy, column j column j + dx
+    _, _, shift = D.draw(zy, torch.Generator().manual_seed(3))
+    assert shift.shape == (4, 2) and shift.min() >= -2 and shift.max() <= 1
+    assert build_teacher_discriminator(teacher, diffusion, codec, "tiny", phase=False).draw(zy, None)[2] is None

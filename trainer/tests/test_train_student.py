@@ -689,6 +689,7 @@ def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it
     assert all("d_hr" in e["losses"] and "adv_hr" in e["losses"] for e in prog)
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["nets"]["d_hr"]["kind"] == "teacher" and ck["config"]["model"]["disc_hr"] == "teacher"
+    assert ck["nets"]["d_hr"]["phase"] is True
     assert ck["models"]["d_hr"] and all(k.startswith("heads.") for k in ck["models"]["d_hr"])
     t0 = load_checkpoint(teacher_ckpt)["ema"]["teacher"]
     assert all(torch.equal(t0[k], v) for k, v in ck["models"]["teacher"].items())

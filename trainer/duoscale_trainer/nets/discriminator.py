@@ -133,16 +133,24 @@ class TeacherFeatureDiscriminator(nn.Module):
     (Sauer et al., 2024).
 
     The teacher is held outside the module tree (``attach``), so D's state dict and optimiser hold
-    the heads alone; gradients still pass through the frozen teacher to the image."""
+    the heads alone; gradients still pass through the frozen teacher to the image.
+
+    phase: shift each image by a random (dy, dx) in -2..1 px (reflect-padded; the same shift for a
+    row's real and fake) before it is encoded. The teacher reads the image in pixel-unshuffled 4x4
+    blocks, so at one block phase the gradient D hands the student peaks at the 15 frequencies of a
+    4-px period (16x their neighbours, fresh or trained, at every noise step). Averaged over the 16
+    phases the peak is gone (1.1x; docs/MODELS.md), so a random phase per row and step leaves the
+    student no lasting reason to draw the period."""
 
     def __init__(self, feature_channels: list[int] | tuple[int, ...], head_ch: int = 64, norm: str = "group",
-                 t_max: int = 2):
+                 t_max: int = 2, phase: bool = True):
         super().__init__()
         if t_max < 0:
             raise ValueError(f"t_max must be >= 0, got {t_max}")
         self.t_max = int(t_max)
+        self.phase = bool(phase)
         self._cfg = {"kind": "teacher", "feature_channels": [int(c) for c in feature_channels],
-                     "head_ch": int(head_ch), "norm": norm, "t_max": self.t_max}
+                     "head_ch": int(head_ch), "norm": norm, "t_max": self.t_max, "phase": self.phase}
         self.heads = nn.ModuleList([Head(int(c), min(head_ch, int(c)), norm) for c in feature_channels])
         self._backbone: tuple | None = None
 
@@ -156,27 +164,42 @@ class TeacherFeatureDiscriminator(nn.Module):
         self._backbone = (teacher, diffusion, codec)
         return self
 
-    def draw(self, zy: Tensor, g: torch.Generator | None) -> tuple[Tensor, Tensor]:
-        """A step per row (0..t_max) and the forward-process noise, both from g."""
+    def draw(self, zy: Tensor, g: torch.Generator | None) -> tuple[Tensor, Tensor, Tensor | None]:
+        """A step per row (0..t_max), the forward-process noise and (phase) a shift per row, from g."""
         t = torch.randint(0, self.t_max + 1, (zy.shape[0],), generator=g, device=zy.device)
-        return t, torch.randn(zy.shape, generator=g, device=zy.device, dtype=zy.dtype)
+        noise = torch.randn(zy.shape, generator=g, device=zy.device, dtype=zy.dtype)
+        shift = torch.randint(-2, 2, (zy.shape[0], 2), generator=g, device=zy.device) if self.phase else None
+        return t, noise, shift
 
-    def forward(self, img: Tensor, lr: Tensor, zy: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+    def forward(self, img: Tensor, lr: Tensor, zy: Tensor, t: Tensor, noise: Tensor,
+                shift: Tensor | None = None) -> Tensor:
         if self._backbone is None:
             raise RuntimeError("TeacherFeatureDiscriminator: attach(teacher, diffusion, codec) first")
         teacher, diffusion, codec = self._backbone
+        if shift is not None:
+            img = shift_rows(img, shift)
         x_t = diffusion.q_sample(codec.encode(img), zy, t, noise)
         feats = teacher.features(diffusion.scale_input(x_t, t), t, lr)
         return torch.cat([head(f).flatten(1) for head, f in zip(self.heads, feats)], dim=1)
 
 
+def shift_rows(img: Tensor, shift: Tensor) -> Tensor:
+    """Each row of img moved by its (dy, dx) of shift (B x 2, each in -2..1), reflect-padded at the
+    borders, at the same size."""
+    H, W = img.shape[-2:]
+    xp = F.pad(img, (2, 2, 2, 2), mode="reflect")
+    rows = [xp[i, :, 2 + int(dy):2 + int(dy) + H, 2 + int(dx):2 + int(dx) + W]
+            for i, (dy, dx) in enumerate(shift.tolist())]
+    return torch.stack(rows)
+
+
 def build_teacher_discriminator(teacher: nn.Module, diffusion, codec: nn.Module, preset: str = "small",
-                                norm: str = "group", t_max: int = 2) -> TeacherFeatureDiscriminator:
+                                norm: str = "group", t_max: int = 2, phase: bool = True) -> TeacherFeatureDiscriminator:
     """D_H on the teacher's features; the preset sets the heads' width as for the pixel D."""
     if preset not in DISC_PRESETS:
         raise ValueError(f"unknown discriminator preset {preset!r}; choose one of {sorted(DISC_PRESETS)}")
     return TeacherFeatureDiscriminator(teacher.feature_channels(), DISC_PRESETS[preset]["head_ch"], norm,
-                                       t_max).attach(teacher, diffusion, codec)
+                                       t_max, phase).attach(teacher, diffusion, codec)
 
 
 def gradient_grid_peak(D: nn.Module, x: Tensor) -> float:

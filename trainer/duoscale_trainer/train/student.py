@@ -285,7 +285,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         teacher_d = cfg.model.disc_hr == "teacher"
         if teacher_d:      # heads on the frozen teacher's features (the teacher itself stays outside D)
             D_H = build_teacher_discriminator(teacher, diffusion, codec, cfg.model.disc_preset, cfg.model.disc_norm,
-                                              cfg.model.disc_t_max).to(dev, memory_format=fmt)
+                                              cfg.model.disc_t_max, cfg.model.disc_phase).to(dev, memory_format=fmt)
         else:
             D_H = build_discriminator("hr", **d_kw).to(dev, memory_format=fmt)
         D_L = build_discriminator("lr", **d_kw).to(dev, memory_format=fmt)
@@ -353,13 +353,14 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             return diffaugment(x, generator=g, policy=s.diffaugment_policy) if s.diffaugment else x
 
         def judge_hr(img: Tensor, lr_: Tensor, zy_: Tensor, g: torch.Generator, pairs: int = 1) -> Tensor:
-            """D_H's logits for img. The teacher-feature D sees each image at a drawn noise step with
-            its LR; with pairs=2 (real and fake stacked), both halves share the step and the noise."""
+            """D_H's logits for img. The teacher-feature D sees each image at a drawn noise step (and
+            block phase) with its LR; with pairs=2 (real and fake stacked), both halves share them."""
             if not teacher_d:
                 return D_H(aug(img, g))
-            t, noise = D_H.draw(zy_, g)
+            t, noise, shift = D_H.draw(zy_, g)
             rep_ = (pairs, 1, 1, 1)
-            return D_H(img, lr_.repeat(rep_), zy_.repeat(rep_), t.repeat(pairs), noise.repeat(rep_))
+            return D_H(img, lr_.repeat(rep_), zy_.repeat(rep_), t.repeat(pairs), noise.repeat(rep_),
+                       None if shift is None else shift.repeat(pairs, 1))
 
         zero_chain = uses_zero_chain(cfg)
 
