@@ -51,7 +51,7 @@ class ModelConfig:
                                       # taken to a low noise step, conditioned on the LR; nets/discriminator.py)
     disc_t_max: int = 2               # disc_hr=teacher: the forward step D draws from 0..disc_t_max
     disc_phase: bool = True           # disc_hr=teacher: a random 4-px block phase per row, so D's gradient
-                                      # asks for no 4-px pattern on average (false: stop 23's tfd runs)
+                                      # asks for no 4-px pattern on average (false: the tfd runs, docs/MODELS.md)
     codec: str = "s2d"                # s2d (exact pixel-unshuffle) | learned (autoencoder command)
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)

@@ -672,7 +672,7 @@ def test_batch_norm_discriminators_update_their_statistics_only_in_their_own_ste
     assert rc != 0 and "student.diffaugment_policy='blur'" in json.dumps(events)
 
 
-def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it(photos, teacher_ckpt, tmp_path):
+def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it(photos, teacher_ckpt, tmp_path, capsys):
     """model.disc_hr=teacher: D_H is heads on the frozen teacher. A run trains them (and only them:
     the checkpoint's teacher is the one it started from), the checkpoint records the kind, and a
     fine-tune from it keeps that D and its heads; asked of a pixel-D checkpoint, the heads start
@@ -718,3 +718,10 @@ def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it
     with pytest.raises(SystemExit, match="model.disc_hr=teacher"):
         probe.main([str(out / "checkpoints" / "last.pt"), "--data", str(photos), "--val", str(photos),
                     "--out", str(tmp_path / "probe")])
+    teacher_probe = load_script("probe-teacher-discriminator.py")
+    with pytest.raises(SystemExit, match="not the teacher-feature D"):
+        teacher_probe.main([str(pixel / "checkpoints" / "last.pt"), "--val", str(photos)])
+    assert teacher_probe.main([str(out / "checkpoints" / "last.pt"), "--val", str(photos), "--crop", "32",
+                               "--limit", "2", "--steps", "0,1", "--threads", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 |") or line.startswith("| 1 |")]
+    assert len(rows) == 2 and all(float(v) > 0 for r in rows for v in r.strip("| ").split(" | ")[1:])

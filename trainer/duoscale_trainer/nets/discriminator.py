@@ -138,9 +138,9 @@ class TeacherFeatureDiscriminator(nn.Module):
     phase: shift each image by a random (dy, dx) in -2..1 px (reflect-padded; the same shift for a
     row's real and fake) before it is encoded. The teacher reads the image in pixel-unshuffled 4x4
     blocks, so at one block phase the gradient D hands the student peaks at the 15 frequencies of a
-    4-px period (16x their neighbours, fresh or trained, at every noise step). Averaged over the 16
-    phases the peak is gone (1.1x; docs/MODELS.md), so a random phase per row and step leaves the
-    student no lasting reason to draw the period."""
+    4-px period (14-21x their neighbours, fresh or trained, at every noise step). Averaged over the
+    16 phases it is 1.1-1.8x (scripts/probe-teacher-discriminator.py), so a random phase per row and
+    step leaves the student no lasting reason to draw the period."""
 
     def __init__(self, feature_channels: list[int] | tuple[int, ...], head_ch: int = 64, norm: str = "group",
                  t_max: int = 2, phase: bool = True):
