@@ -16,7 +16,7 @@
 #                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: r-adv10ct r-adv30ct)
+#   VARIANTS       which of the variants below to run (default: r-adv10ct r-tfd03 r-tfd10)
 #   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
@@ -54,6 +54,10 @@
 # Stop 21 (CPU only): DiffAugment's colour op kept a fresh D from learning at all in 300 D-only
 # steps, where translation and cutout alone let it; hence the default variants r-adv10ct and
 # r-adv30ct (docs/MODELS.md "A discriminator that can learn").
+# Stop 23 (CPU only): D_H on the frozen teacher's features learned within 50 D-only steps and pushed
+# the (b) sharpness past 0.8, with outlined blobs and a checker at weights 1 and 3; hence the
+# defaults r-adv10ct (the pixel D), r-tfd03 and r-tfd10 (docs/MODELS.md "A discriminator on the
+# teacher's features").
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -66,7 +70,7 @@ TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
 CACHE=${CACHE:-2048}
-VARIANTS=${VARIANTS:-"r-adv10ct r-adv30ct"}
+VARIANTS=${VARIANTS:-"r-adv10ct r-tfd03 r-tfd10"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -111,6 +115,7 @@ flags() {  # what each variant changes
     # which separates the student from photos within 50 D-only steps on the CPU where the pixel D
     # had not begun after 400 (docs/MODELS.md, "A discriminator on the teacher's features")
     r-tfd10|r-tfd30) echo "$(flags "r-adv${1#r-tfd}ct")" --set model.disc_hr=teacher ;;
+    r-tfd03) echo "$(flags r-tfd10)" --set student.w_hr_adv=0.3 ;;   # on the CPU weight 1 already drew outlines
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }
