@@ -412,15 +412,11 @@ def test_batch_norm_heads_keep_the_energy_group_norm_takes_away():
     assert torch.allclose(alone, among, atol=1e-5)
 
 
-def test_teacher_feature_discriminator_holds_only_heads_and_judges_an_image_against_its_lr():
-    """model.disc_hr=teacher: heads on the frozen teacher's contracting half. Its state dict and
-    parameters are the heads alone (the teacher stays the checkpoint's own copy); the student's
-    gradient passes through the teacher to the image without touching its weights; the verdict on
-    one HR image changes with the LR it is judged against, and the forward noise step is drawn
-    from 0..t_max."""
+def frozen_tiny_teacher():
+    """(a tiny residual teacher UNet with every weight non-zero and frozen, its ResShift, the S2D codec),
+    seeded, for the teacher-feature discriminator."""
     from duoscale_trainer.codec import S2DCodec
     from duoscale_trainer.diffusion import ResShift, Schedule
-    from duoscale_trainer.nets.discriminator import build_teacher_discriminator
 
     torch.manual_seed(0)
     teacher = build_unet("tiny", residual_scale=2.0)
@@ -428,7 +424,18 @@ def test_teacher_feature_discriminator_holds_only_heads_and_judges_an_image_agai
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
-    diffusion, codec = ResShift(Schedule()), S2DCodec(2.0)
+    return teacher, ResShift(Schedule()), S2DCodec(2.0)
+
+
+def test_teacher_feature_discriminator_holds_only_heads_and_judges_an_image_against_its_lr():
+    """model.disc_hr=teacher: heads on the frozen teacher's contracting half. Its state dict and
+    parameters are the heads alone (the teacher stays the checkpoint's own copy); the student's
+    gradient passes through the teacher to the image without touching its weights; the verdict on
+    one HR image changes with the LR it is judged against, and the forward noise step is drawn
+    from 0..t_max."""
+    from duoscale_trainer.nets.discriminator import build_teacher_discriminator
+
+    teacher, diffusion, codec = frozen_tiny_teacher()
     D = build_teacher_discriminator(teacher, diffusion, codec, "tiny", "group", t_max=2).eval()   # no power step
 
     assert all(k.startswith("heads.") for k in D.state_dict())
@@ -480,17 +487,9 @@ def test_teacher_feature_discriminator_at_a_random_block_phase_asks_for_no_4px_p
     """The teacher reads pixel-unshuffled 4x4 blocks, so at one block phase the gradient D hands the
     student peaks at a 4-px period; model.disc_phase shifts each row by a random (dy, dx) in -2..1
     first, and over the 16 phases the peak is gone. shift_rows moves a row and keeps its size."""
-    from duoscale_trainer.codec import S2DCodec
-    from duoscale_trainer.diffusion import ResShift, Schedule
     from duoscale_trainer.nets.discriminator import build_teacher_discriminator, gradient_grid_peak, shift_rows
 
-    torch.manual_seed(0)
-    teacher = build_unet("tiny", residual_scale=2.0)
-    randomise_zero_init(teacher)
-    teacher.eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    diffusion, codec = ResShift(Schedule()), S2DCodec(2.0)
+    teacher, diffusion, codec = frozen_tiny_teacher()
     D = build_teacher_discriminator(teacher, diffusion, codec, "tiny", "group", t_max=2).eval()
     x = torch.rand(4, 3, 64, 64) * 2 - 1
     lr = torch.nn.functional.avg_pool2d(x, 4)
