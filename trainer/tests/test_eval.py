@@ -56,7 +56,10 @@ def test_json_has_every_method_and_metric(run):
     # teacher-4 and student-1 timed in the same onnxruntime run
     ms = data["runtime"]["ms"]
     assert set(ms) == {"teacher-4", "ckpt", "onnx"} and all(v > 0 for v in ms.values())
-    assert data["runtime"]["speedup_vs_teacher-4"]["ckpt"] > 1
+    # the speed-up is the ratio of those timings (how large it is belongs to bench scripts, not to
+    # a unit test on a shared, noisy CPU)
+    for s in ("ckpt", "onnx"):
+        assert data["runtime"]["speedup_vs_teacher-4"][s] == round(ms["teacher-4"] / ms[s], 2)
     assert set(data["acceptance"]) == {"ckpt", "onnx"}
     md = (out / "eval.md").read_text()
     assert "| teacher-4 |" in md and "PSNR-Y" in md
