@@ -18,7 +18,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -56,8 +55,8 @@ def main(argv=None) -> int:
         D.load_state_dict(ck["models"]["d_hr"])
     D.eval()
     ds = FixedPairs(a.val, hr_size=a.crop, scale=4, degradation="realesrgan", seed=1234, limit=a.limit)
-    hr = torch.from_numpy(np.stack(ds.hr)).permute(0, 3, 1, 2).float() * 2 - 1
-    lr = torch.from_numpy(np.stack(ds.lr)).permute(0, 3, 1, 2).float() * 2 - 1
+    hr = torch.stack([ds[i]["hr"] for i in range(len(ds))])
+    lr = torch.stack([ds[i]["lr"] for i in range(len(ds))])
     zy = codec.encode_lr(lr)
     g = torch.Generator().manual_seed(0)
     B = hr.shape[0]

@@ -184,13 +184,17 @@ class TeacherFeatureDiscriminator(nn.Module):
 
 
 def shift_rows(img: Tensor, shift: Tensor) -> Tensor:
-    """Each row of img moved by its (dy, dx) of shift (B x 2, each in -2..1), reflect-padded at the
-    borders, at the same size."""
-    H, W = img.shape[-2:]
-    xp = F.pad(img, (2, 2, 2, 2), mode="reflect")
-    rows = [xp[i, :, 2 + int(dy):2 + int(dy) + H, 2 + int(dx):2 + int(dx) + W]
-            for i, (dy, dx) in enumerate(shift.tolist())]
-    return torch.stack(rows)
+    """Each row of img moved by its (dy, dx) of shift (B x 2, each in -2..1), reflected at the
+    borders, at the same size: one gather, no host sync (the shifts may live on the GPU)."""
+    B, _, H, W = img.shape
+
+    def reflect(n: int, d: Tensor) -> Tensor:          # B x n source indices, reflected into 0..n-1
+        i = torch.arange(n, device=img.device).view(1, n) + d.view(B, 1)
+        return torch.where(i < 0, -i, torch.where(i > n - 1, 2 * (n - 1) - i, i))
+
+    rows, cols = reflect(H, shift[:, 0]), reflect(W, shift[:, 1])
+    b = torch.arange(B, device=img.device).view(B, 1, 1)
+    return img.permute(0, 2, 3, 1)[b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
 
 
 def build_teacher_discriminator(teacher: nn.Module, diffusion, codec: nn.Module, preset: str = "small",

@@ -526,21 +526,21 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             # ---- discriminator step on detached fakes (+ lazy R1 on reals) --------------------
             r1_now = s.r1_gamma > 0 and step % s.r1_every == 0
             pairs = []
+            def pixel_judge(D: nn.Module):   # reals and fakes take separate DiffAugment draws
+                return lambda real, fake: D(torch.cat([aug(real, g), aug(fake, g)]))
+
             if s.hr_adv:
-                # the pixel D keeps its separate DiffAugment draws for reals and fakes (same stream as before)
-                pairs.append(("hr", D_H, opt_dh, hr, hr_hat,
-                              (lambda x: judge_hr(x, lr, zy, g, pairs=2)) if teacher_d else None))
+                judge = ((lambda real, fake: judge_hr(torch.cat([real, fake]), lr, zy, g, pairs=2))
+                         if teacher_d else pixel_judge(D_H))
+                pairs.append(("hr", D_H, opt_dh, hr, hr_hat, judge))
             if s.lr_adv:
-                pairs.append(("lr", D_L, opt_dl, lr, y_hat, None))
+                pairs.append(("lr", D_L, opt_dl, lr, y_hat, pixel_judge(D_L)))
             for name, D, opt_d, real_img, fake, judge in pairs:
                 set_requires_grad(D, True)
                 D.train()
                 real_in = real_img.detach().requires_grad_(r1_now)
                 with ctx.autocast():
-                    if judge is not None:
-                        logits = judge(torch.cat([real_in, fake.detach()]))
-                    else:
-                        logits = D(torch.cat([aug(real_in, g), aug(fake.detach(), g)]))
+                    logits = judge(real_in, fake.detach())
                     lr_real, lr_fake = logits[:B], logits[B:]
                     loss_d = d_adv_loss(lr_real, lr_fake, s.gan_loss)
                 if r1_now:
