@@ -104,6 +104,9 @@ class StudentConfig:
     w_detail: float = 0.0             # Real-ESRGAN rows only: L1 between the local luma-gradient energy
                                       # (8x8 cells) of the student's output and of the HR crop (MODELS.md)
     detail_deblock: bool = False      # w_detail without reward for (and with a charge on) a 4-px grid
+    w_texture: float = 0.0            # Real-ESRGAN rows only: sliced Wasserstein distance between the
+                                      # luma patches of the output and of the HR crop, per window (MODELS.md)
+    texture_window: int = 32          # its window, HR pixels per side (the 2x-pooled scale uses half)
     w_colour: float = 0.0             # Real-ESRGAN rows only: L1 between per-channel crop means of the
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     colour_cell: int = 0              # w_colour's area: 0 = the whole crop, N = N x N HR-pixel cells
@@ -390,7 +393,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -496,9 +499,11 @@ def validate(cfg: Config) -> None:
     if s.colour_cell and cfg.data.hr_size % s.colour_cell:
         raise ValueError(f"config student.colour_cell={s.colour_cell} does not divide data.hr_size="
                          f"{cfg.data.hr_size}")
+    if s.texture_window < 8:
+        raise ValueError(f"config student.texture_window={s.texture_window}: must be at least 8 (HR pixels)")
     if s.artefact_ksize < 3 or s.artefact_ksize % 2 == 0:
         raise ValueError(f"config student.artefact_ksize={s.artefact_ksize}: must be odd and at least 3")
-    for key in ("w_detail", "w_colour", "w_anchor", "w_artefact"):
+    for key in ("w_detail", "w_texture", "w_colour", "w_anchor", "w_artefact"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

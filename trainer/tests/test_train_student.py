@@ -272,6 +272,38 @@ def test_detail_and_colour_terms_measure_what_they_say():
     assert colour_loss(shifted, hr, torch.zeros(2)).item() == 0
 
 
+def test_texture_term_asks_for_the_kind_of_detail_not_the_same_pixels():
+    """student.w_texture: another draw of the HR crop's texture process costs less than a blurred
+    copy of the crop itself, where the MSE says the opposite; a step down its gradient sharpens a
+    blurred crop; masked rows neither count nor receive gradient."""
+    import torch.nn.functional as F
+    from duoscale_trainer.train.student import gradient_energy, texture_loss
+
+    def texture(seed):
+        g = torch.Generator().manual_seed(seed)
+        x = torch.rand((2, 3, 64, 64), generator=g) * 2 - 1
+        return F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1) * 2
+
+    hr, other = texture(0), texture(1)
+    blurred = F.avg_pool2d(F.pad(hr, (2, 2, 2, 2), mode="reflect"), 5, stride=1)
+    both, first = torch.ones(2), torch.tensor([1.0, 0.0])
+
+    def tex(x, mask=both):
+        return texture_loss(x, hr, mask, torch.Generator().manual_seed(5))
+
+    assert tex(hr).item() < 1e-7
+    assert F.mse_loss(other, hr) > 2 * F.mse_loss(blurred, hr)
+    assert tex(other) < 0.5 * tex(blurred)
+    x = blurred.clone().requires_grad_()
+    tex(x).backward()
+    stepped = blurred - 0.5 * x.grad / x.grad.abs().max()
+    assert gradient_energy(stepped).mean() > 1.2 * gradient_energy(blurred).mean()
+    x = blurred.clone().requires_grad_()
+    tex(x, first).backward()
+    assert x.grad[1].abs().max() == 0 and x.grad[0].abs().max() > 0
+    assert tex(blurred, torch.zeros(2)).item() == 0
+
+
 def test_artefact_term_charges_erratic_residuals_the_ema_does_not_share():
     """student.w_artefact (LDL): an output off the HR crop by a pixel-to-pixel speckle costs far more
     than one off by a smooth ramp of the same mean absolute error; where the reference (the EMA)
@@ -371,10 +403,11 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--teacher", teacher_ckpt, "--cache-targets", 12, "--seed", 4,
                           "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
                           "--set", "run.sample_every=100", "--set", "student.w_detail=10",
-                          "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50"])
+                          "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50",
+                          "--set", "student.w_texture=5"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
-    assert {"detail", "colour", "artefact"} <= seen
+    assert {"detail", "colour", "artefact", "texture"} <= seen
     cache = torch.load(out / "target_cache_rank0.pt", map_location="cpu", weights_only=False)
     real = cache["real"]
     assert real.shape == (12,) and 0 < real.sum() < 12
@@ -388,11 +421,14 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     run = SimpleNamespace(run=SimpleNamespace(seed=4), data=SimpleNamespace(batch_size=cfg["data"]["batch_size"]))
     ctx = SimpleNamespace(dist=SimpleNamespace(rank=0, world=1))
     assert torch.equal(_replay_real_flags(ds, run, ctx, 12), real)
-    assert {"w_detail", "w_colour", "w_artefact"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
-    assert cfg["student"]["w_artefact"] == 50
+    assert {"w_detail", "w_colour", "w_artefact", "w_texture"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
+    assert cfg["student"]["w_artefact"] == 50 and cfg["student"]["w_texture"] == 5
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.texture_window=4"])
+    assert rc != 0 and "student.texture_window" in json.dumps(events)
 
 
 def test_anchor_holds_clean_rows_to_the_init_student(photos, teacher_ckpt, tmp_path):
