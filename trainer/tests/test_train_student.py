@@ -302,6 +302,17 @@ def test_texture_term_asks_for_the_kind_of_detail_not_the_same_pixels():
     tex(x, first).backward()
     assert x.grad[1].abs().max() == 0 and x.grad[0].abs().max() > 0
     assert tex(blurred, torch.zeros(2)).item() == 0
+    # a lattice of 4-px dots (the codec's block) on the blurred crop: the plain term lets it pass,
+    # the deblocked one charges it
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    dots = blurred + 0.3 * ((yy % 4 == 0) & (xx % 4 == 0)).float()
+
+    def tex_db(x):
+        return texture_loss(x, hr, both, torch.Generator().manual_seed(5), deblock=True)
+
+    assert tex_db(hr).item() < 1e-6
+    assert tex_db(dots) > tex_db(blurred) + 0.05
+    assert tex_db(other) < 0.5 * tex_db(blurred)
 
 
 def test_artefact_term_charges_erratic_residuals_the_ema_does_not_share():

@@ -174,7 +174,7 @@ def _windows(x: Tensor, win: int) -> Tensor:
 
 def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generator | None = None,
                  window: int = TEXTURE_WINDOW, patch: int = TEXTURE_PATCH, scales: int = TEXTURE_SCALES,
-                 projections: int = TEXTURE_PROJECTIONS) -> Tensor:
+                 projections: int = TEXTURE_PROJECTIONS, deblock: bool = False) -> Tensor:
     """A sliced Wasserstein distance between the luma patches of ``out`` and of ``hr``, window by
     window, averaged over the masked rows (0-1 luma scale).
 
@@ -185,10 +185,19 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
     rewards texture the input no longer shows, which a pixel loss averages away, without rewarding
     what only adds gradient energy (a 4-px checker's patches are not a photo's). The windows keep
     it local, so a flat sky is not asked for the grass's texture. The second scale does the same
-    on 2x-pooled luma with half the window, for coarser structure."""
+    on 2x-pooled luma with half the window, for coarser structure.
+
+    deblock: the patches are taken from luma without its period-4 component, and any period-4
+    amplitude the output has beyond the HR crop's is charged on top, as ``detail_loss`` does. Without
+    it a run met the term with a lattice of 4-px dots, which matched a star field's patches
+    (docs/MODELS.md, "A texture term")."""
     y_out, y_hr = luma01(out), luma01(hr)
     k2 = patch * patch
     per = y_out.new_zeros(y_out.shape[0])
+    grid = None
+    if deblock:
+        (y_out, amp_out), (y_hr, amp_hr) = block_spectrum(y_out), block_spectrum(y_hr)
+        grid = F.relu(amp_out - amp_hr).sum(dim=1)
     for level in range(scales):
         if level:
             y_out, y_hr = F.avg_pool2d(y_out, 2), F.avg_pool2d(y_hr, 2)
@@ -199,7 +208,10 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
                 for y in (y_out, y_hr)]
         a, b = (p.sort(dim=-1).values for p in proj)
         per = per + (a - b).abs().flatten(1).mean(dim=1)
-    return _masked_mean(per / scales, mask)
+    per = per / scales
+    if grid is not None:
+        per = per + grid
+    return _masked_mean(per, mask)
 
 
 def colour_loss(out: Tensor, hr: Tensor, mask: Tensor, cell: int = 0) -> Tensor:
@@ -527,7 +539,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     loss_s = loss_s + s.w_detail * l
                     out["detail"] = l.detach()
                 if s.w_texture > 0:                                                # Real-ESRGAN rows
-                    l = texture_loss(hr_hat, hr, real.float(), g, window=s.texture_window)
+                    l = texture_loss(hr_hat, hr, real.float(), g, window=s.texture_window, deblock=s.texture_deblock)
                     loss_s = loss_s + s.w_texture * l
                     out["texture"] = l.detach()
                 if s.w_colour > 0:
