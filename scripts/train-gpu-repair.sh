@@ -58,6 +58,8 @@
 # the (b) sharpness past 0.8, with outlined blobs and a checker at weights 1 and 3; hence the
 # defaults r-adv10ct (the pixel D), r-tfd03 and r-tfd10 (docs/MODELS.md "A discriminator on the
 # teacher's features").
+# Stop 24 (CPU only): a texture term without a D (r-tex30d) raised the (b) sharpness to 0.57 with no
+# 4-px grid (excess 0.10) but a crumpled texture; not a default (docs/MODELS.md "A texture term").
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -116,6 +118,11 @@ flags() {  # what each variant changes
     # had not begun after 400 (docs/MODELS.md, "A discriminator on the teacher's features")
     r-tfd10|r-tfd30) echo "$(flags "r-adv${1#r-tfd}ct")" --set model.disc_hr=teacher ;;
     r-tfd03) echo "$(flags r-tfd10)" --set student.w_hr_adv=0.3 ;;   # on the CPU weight 1 already drew outlines
+    # no HR discriminator: the texture term (patch distributions per window, matched to the HR
+    # crop's), without the 4-px period and with a charge on it; r-adv10ct's colour and permutation
+    # settings (docs/MODELS.md, "A texture term")
+    r-tex30d) echo --set student.hr_adv=false --set student.w_colour=0.1 --set student.channel_perm=0.5 \
+                   --set student.w_texture=30 --set student.texture_deblock=true ;;
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }
