@@ -182,10 +182,10 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
     sample; both sets of samples are projected on the same random directions (new ones each call)
     and each projection's sorted values are compared (L1). The term asks for the ground truth's
     kinds of local structure in each area, in the same amounts, but not at the same places: it
-    rewards texture the input no longer shows, which a pixel loss averages away, without rewarding
-    what only adds gradient energy (a 4-px checker's patches are not a photo's). The windows keep
+    rewards texture the input no longer shows, which a pixel loss averages away. The windows keep
     it local, so a flat sky is not asked for the grass's texture. The second scale does the same
-    on 2x-pooled luma with half the window, for coarser structure.
+    on 2x-pooled luma with half the window, for coarser structure. Seen through random 1-D
+    projections, patch distributions tell noise from structure only weakly (MODELS.md measures it).
 
     deblock: the patches are taken from luma without its period-4 component, and any period-4
     amplitude the output has beyond the HR crop's is charged on top, as ``detail_loss`` does. Without
