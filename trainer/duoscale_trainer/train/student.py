@@ -109,6 +109,13 @@ def block_spectrum(y: Tensor, period: int = BLOCK) -> tuple[Tensor, Tensor]:
     return cleaned, amp
 
 
+def deblock_pair(y_out: Tensor, y_hr: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(y_out, y_hr) without their period-4 components, and per row the period-4 amplitude y_out
+    has beyond y_hr's: what the deblocked terms measure on, and what they charge on top."""
+    (y_out, amp_out), (y_hr, amp_hr) = block_spectrum(y_out), block_spectrum(y_hr)
+    return y_out, y_hr, F.relu(amp_out - amp_hr).sum(dim=1)
+
+
 def gradient_energy(img: Tensor, cell: int = DETAIL_CELL) -> Tensor:
     """B x 1 x h x w map of the mean luma gradient magnitude (0-1 luma scale) over cell x cell areas.
 
@@ -141,11 +148,12 @@ def detail_loss(out: Tensor, hr: Tensor, mask: Tensor, deblock: bool = False) ->
     the output has beyond the HR crop's is charged on top. Without it the model met the term with a
     4-px grid (the codec's block; MODELS.md, restore runs)."""
     y_out, y_hr = luma01(out), luma01(hr)
+    grid = None
     if deblock:        # one transform per image gives both the cleaned luma and the grid amplitude
-        (y_out, amp_out), (y_hr, amp_hr) = block_spectrum(y_out), block_spectrum(y_hr)
+        y_out, y_hr, grid = deblock_pair(y_out, y_hr)
     per = (_luma_gradient_energy(y_out) - _luma_gradient_energy(y_hr)).abs().flatten(1).mean(dim=1)
-    if deblock:
-        per = per + F.relu(amp_out - amp_hr).sum(dim=1)
+    if grid is not None:
+        per = per + grid
     return _masked_mean(per, mask)
 
 
@@ -155,12 +163,14 @@ TEXTURE_SCALES = 2    # full resolution and 2x-pooled luma
 TEXTURE_PROJECTIONS = 32
 
 
-def _centred_patches(y: Tensor, k: int) -> Tensor:
-    """B x k*k x H x W: each pixel's k x k luma neighbourhood (reflect-padded) less its own mean."""
+def _project_centred_patches(y: Tensor, dirs: Tensor) -> Tensor:
+    """B x P x H x W: each pixel's k x k luma neighbourhood (reflect-padded), less its own mean,
+    projected on each of the P unit directions (P x k*k). A patch's mean drops out of a projection
+    on a direction whose own mean is taken off, so this is one convolution, with no patch tensor."""
+    k = math.isqrt(dirs.shape[1])
+    kernels = (dirs - dirs.mean(dim=1, keepdim=True)).view(-1, 1, k, k)
     pad = k // 2
-    p = F.unfold(F.pad(y, (pad, pad, pad, pad), mode="reflect"), k)
-    p = p - p.mean(dim=1, keepdim=True)
-    return p.view(y.shape[0], k * k, y.shape[-2], y.shape[-1])
+    return F.conv2d(F.pad(y, (pad, pad, pad, pad), mode="reflect"), kernels)
 
 
 def _windows(x: Tensor, win: int) -> Tensor:
@@ -192,20 +202,17 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
     it a run met the term with a lattice of 4-px dots, which matched a star field's patches
     (docs/MODELS.md, "A texture term")."""
     y_out, y_hr = luma01(out), luma01(hr)
-    k2 = patch * patch
     per = y_out.new_zeros(y_out.shape[0])
     grid = None
     if deblock:
-        (y_out, amp_out), (y_hr, amp_hr) = block_spectrum(y_out), block_spectrum(y_hr)
-        grid = F.relu(amp_out - amp_hr).sum(dim=1)
+        y_out, y_hr, grid = deblock_pair(y_out, y_hr)
     for level in range(scales):
         if level:
             y_out, y_hr = F.avg_pool2d(y_out, 2), F.avg_pool2d(y_hr, 2)
         win = max(patch, window >> level)
-        dirs = torch.randn(projections, k2, generator=generator, device=y_out.device)
+        dirs = torch.randn(projections, patch * patch, generator=generator, device=y_out.device)
         dirs = dirs / dirs.norm(dim=1, keepdim=True)
-        proj = [_windows(torch.einsum("pc,bchw->bphw", dirs, _centred_patches(y, patch)), win)
-                for y in (y_out, y_hr)]
+        proj = [_windows(_project_centred_patches(y, dirs), win) for y in (y_out, y_hr)]
         a, b = (p.sort(dim=-1).values for p in proj)
         per = per + (a - b).abs().flatten(1).mean(dim=1)
     per = per / scales
