@@ -56,6 +56,8 @@ class ModelConfig:
     codec_ckpt: str | None = None     # checkpoint of the learned codec
     latent_channels: int = 16         # learned codec only (s2d is always 48)
     residual: bool = True             # s2d only: denoiser predicts x0 = bicubic latent + output (nets/unet.py)
+    pixel_head: int = 0               # student only: channels of a full-resolution head after the latent UNet
+                                      # (nets/unet.py PixelHead), which has no 4-px block lattice; 0 = none
 
 
 @dataclass
@@ -113,6 +115,8 @@ class StudentConfig:
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     colour_cell: int = 0              # w_colour's area: 0 = the whole crop, N = N x N HR-pixel cells
                                       # (a multiple of 4), so a local shift cannot hide behind the crop mean
+    head_only: bool = False           # train only the student's pixel head (model.pixel_head): the latent
+                                      # UNet stays as --init left it, so any new detail is the head's
     channel_perm: float = 0.0         # share of training pairs whose R, G, B are put in another order
                                       # (HR, LR and teacher target alike; one of the 5 other orders), so
                                       # the student cannot learn a palette's colours from 139 photos
@@ -400,7 +404,8 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
 
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
-                     "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max", "disc_phase")
+                     "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max", "disc_phase",
+                     "pixel_head")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -501,6 +506,14 @@ def validate(cfg: Config) -> None:
     if s.colour_cell and cfg.data.hr_size % s.colour_cell:
         raise ValueError(f"config student.colour_cell={s.colour_cell} does not divide data.hr_size="
                          f"{cfg.data.hr_size}")
+    if cfg.model.pixel_head < 0:
+        raise ValueError(f"config model.pixel_head={cfg.model.pixel_head}: must be 0 (none) or a channel count")
+    if cfg.model.pixel_head and (cfg.model.codec != "s2d" or not cfg.model.residual):
+        raise ValueError("model.pixel_head works on the S2D residual net; it needs model.codec=s2d and "
+                         "model.residual=true")
+    if s.head_only and not cfg.model.pixel_head:
+        raise ValueError("student.head_only trains only the pixel head, and model.pixel_head is 0; "
+                         "set model.pixel_head (e.g. 16) or drop head_only")
     if s.texture_window < 8:
         raise ValueError(f"config student.texture_window={s.texture_window}: must be at least 8 (HR pixels)")
     if s.artefact_ksize < 3 or s.artefact_ksize % 2 == 0:

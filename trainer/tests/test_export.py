@@ -22,9 +22,9 @@ CONTRACT_FIELDS = ("format", "name", "task", "scale", "steps", "onnx", "sha256",
                    "experimental", "license")
 
 
-def tiny_net(seed=0, restore=False):
+def tiny_net(seed=0, restore=False, head=0):
     torch.manual_seed(seed)
-    net = build_unet("tiny", restore_cond=restore).eval()
+    net = build_unet("tiny", restore_cond=restore, pixel_head=head, residual_scale=2.0 if head else 0.0).eval()
     # The tiny UNet starts near a constant map; perturb so the parity check compares real signal.
     with torch.no_grad():
         for p in net.parameters():
@@ -32,11 +32,11 @@ def tiny_net(seed=0, restore=False):
     return net
 
 
-def make_checkpoint(path, seed=0, step=7, T=4, restore=False):
+def make_checkpoint(path, seed=0, step=7, T=4, restore=False, head=0):
     """A student checkpoint in the trainer's format (train/common.py model_payload keys). T=4 (the
     journal schedule's length, ML.md 1.1) keeps the unrolled teacher chain quick to export.
     restore=True: the student has the restore input (student.restore_cond)."""
-    net = tiny_net(seed, restore=restore)
+    net = tiny_net(seed, restore=restore, head=head)
     teacher = tiny_net(seed + 1)
     cfg = Config()
     cfg.command, cfg.preset = "student", "test"
@@ -169,6 +169,22 @@ def test_cli_export_from_checkpoint_student_and_teacher(tmp_path, capsys):
     rc = main(["export", str(tmp_path / "nope.pt"), "--out", str(tmp_path / "m"), "--name", "x"])
     err = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rc == 1 and err["event"] == "error" and "nope.pt" in err["message"]
+
+
+def test_a_student_with_a_pixel_head_exports_and_matches(tmp_path):
+    """model.pixel_head: the full-resolution head is part of the student's graph (pixel shuffle,
+    three convs, pixel unshuffle); the export's parity check runs it at two sizes."""
+    from trainhelpers import run_cli
+
+    for name, head in (("h-x4", 4), ("p-x4", 0)):
+        ck = make_checkpoint(tmp_path / f"{name}.pt", restore=True, head=head)
+        rc, events = run_cli(["export", ck, "--out", tmp_path / "m", "--name", name, "--tile", "64",
+                              "--overlap", "8"])
+        assert rc == 0, events[-1]
+    man = json.loads((tmp_path / "m" / "h-x4.json").read_text())
+    rows = man["export"]["parity"]
+    assert len(rows) >= 2 and max(r["max_abs_diff"] for r in rows) < 1e-3
+    assert man["params"] > json.loads((tmp_path / "m" / "p-x4.json").read_text())["params"]
 
 
 def test_fp16_export_keeps_float32_io(tmp_path):

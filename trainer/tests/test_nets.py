@@ -306,6 +306,57 @@ def test_restore_input_starts_at_zero_and_takes_unconditioned_weights():
         load_weights(nets.build_unet("tiny"), cond.state_dict())
 
 
+def test_pixel_head_starts_as_the_net_without_it_and_has_no_block_lattice():
+    """model.pixel_head: a full-resolution head after the latent UNet. A net without it loads into
+    a net with it and gives the same output (its last conv and its embedding start at zero); once
+    its weights move, it changes the output, and r (through the embedding) can gate it. Unlike the
+    latent UNet, which sees 4x4 pixel-unshuffled blocks, the head answers a detail the same way at
+    every pixel phase. It needs the S2D residual net, and the reverse load is refused."""
+    from duoscale_trainer.nets.unet import PixelHead, load_weights, unet_from_config
+
+    torch.manual_seed(0)
+    plain = nets.build_unet("tiny", residual_scale=2.0, restore_cond=True)
+    randomise_zero_init(plain)
+    head = nets.build_unet("tiny", residual_scale=2.0, restore_cond=True, pixel_head=8)
+    missing = load_weights(head, plain.state_dict())
+    assert missing and all(k.startswith("head.") for k in missing)
+    x, c, t = torch.randn(2, 48, 8, 8), torch.rand(2, 3, 8, 8) * 2 - 1, torch.tensor([3])
+    r = torch.tensor([0.0, 1.0])
+    with torch.no_grad():
+        ref = plain(x, t, c, r)
+        assert torch.equal(head(x, t, c, r), ref)
+        head.head.conv3.weight.normal_(std=0.1)
+        moved = head(x, t, c, r)
+        assert (moved - ref).abs().max() > 1e-2
+        head.head.emb.weight.normal_()
+        assert not torch.allclose(head(x, t, c, r)[1], moved[1])
+    cfg = head.config()
+    assert cfg["pixel_head"] == 8 and unet_from_config(cfg).head is not None
+    assert "pixel_head" in plain.config() and plain.config()["pixel_head"] == 0
+    with pytest.raises(RuntimeError, match="unexpected"):
+        load_weights(plain, head.state_dict())
+    with pytest.raises(ValueError, match="S2D residual"):
+        nets.build_unet("tiny", pixel_head=8)
+
+    # one detail, moved by 1 to 3 px: the head's answer moves with it, unchanged
+    ph = PixelHead(8, 16)
+    randomise_zero_init(ph)
+    emb = torch.randn(1, 16)
+    base = torch.zeros(1, 3, 32, 32)
+
+    def answer(dy, dx):
+        img = base.clone()
+        img[:, :, 12 + dy, 12 + dx] = 1.0
+        with torch.no_grad():
+            out = ph(img, base, emb) - ph(base, base, emb)
+        return out[:, :, 8 + dy:20 + dy, 8 + dx:20 + dx]
+
+    first = answer(0, 0)
+    assert first.abs().max() > 1e-3
+    for dy, dx in ((0, 1), (1, 0), (1, 3), (2, 2)):
+        assert torch.allclose(answer(dy, dx), first, atol=1e-6)
+
+
 def test_restore_gain_scales_the_input_and_travels_with_the_config():
     from duoscale_trainer.nets.unet import unet_from_config
 

@@ -772,3 +772,44 @@ def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it
                                "--limit", "2", "--steps", "0,1", "--threads", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 |") or line.startswith("| 1 |")]
     assert len(rows) == 2 and all(float(v) > 0 for r in rows for v in r.strip("| ").split(" | ")[1:])
+
+
+def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, tmp_path):
+    """model.pixel_head adds the full-resolution head to the student (the teacher has none) and
+    student.head_only trains it alone: the latent UNet keeps its --init weights to the bit. The
+    checkpoint's student carries the head, and a fine-tune from it keeps it without being told.
+    head_only without a head is refused, by name."""
+    from duoscale_trainer.train.common import load_checkpoint
+
+    teacher = tmp_path / "teacher"          # the S2D residual net the head needs (the module's has none)
+    rc, events = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", teacher, "--steps", 2])
+    assert rc == 0, events[-1]
+    t_ck = teacher / "checkpoints" / "last.pt"
+    out = tmp_path / "head"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 8,
+                          "--teacher", t_ck, "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
+                          "--set", "student.w_texture=10", "--set", "student.texture_window=8",
+                          "--set", "model.pixel_head=4", "--set", "student.head_only=true",
+                          "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["nets"]["student"]["pixel_head"] == 4 and not ck["nets"]["teacher"].get("pixel_head")
+    start = load_checkpoint(t_ck)["ema"]["teacher"]
+    got = ck["models"]["student"]
+    head_keys = [k for k in got if k.startswith("head.")]
+    assert head_keys and all(k.startswith("head.") or k.startswith("restore_embed.") or torch.equal(v, start[k])
+                             for k, v in got.items())
+    assert got["head.conv3.weight"].abs().max() > 0      # zero at the start: only training moved it
+
+    tune = tmp_path / "tune"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tune, "--steps", 1,
+                          "--teacher", t_ck, "--init", out / "checkpoints" / "last.pt",
+                          "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    assert json.loads((tune / "config.json").read_text())["model"]["pixel_head"] == 4
+    tuned = load_checkpoint(tune / "checkpoints" / "last.pt")["models"]["student"]
+    assert not torch.equal(tuned["conv_in.weight"], got["conv_in.weight"])   # a fine-tune trains it all
+
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
+                          "--steps", 1, "--teacher", t_ck, "--set", "student.head_only=true"])
+    assert rc != 0 and "model.pixel_head is 0" in json.dumps(events)

@@ -134,12 +134,36 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+class PixelHead(nn.Module):
+    """Three 3x3 convs at the output's full resolution on (the decoded x0, the bicubic
+    upscale of the LR), the first modulated by the net's embedding (timestep and, where the net
+    has one, the restore input r), so clean and damaged inputs can get different detail. Returns
+    a residual for the image; the last conv is zero-initialised."""
+
+    def __init__(self, ch: int, emb_ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(6, ch, 3, padding=1)
+        self.emb = nn.Linear(emb_ch, 2 * ch)
+        nn.init.zeros_(self.emb.weight)
+        nn.init.zeros_(self.emb.bias)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv3 = nn.Conv2d(ch, 3, 3, padding=1)
+        nn.init.zeros_(self.conv3.weight)
+        nn.init.zeros_(self.conv3.bias)
+
+    def forward(self, img: Tensor, up: Tensor, emb: Tensor) -> Tensor:
+        h = self.conv1(torch.cat([img, up], dim=1))
+        scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
+        h = F.silu(h * (1 + scale) + shift)
+        return self.conv3(F.silu(self.conv2(h)))
+
+
 class ResUNet(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, cond_ch: int = 3, model_channels: int = 64,
                  channel_mult: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 1,
                  attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
                  head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False,
-                 restore_gain: float = 1.0):
+                 restore_gain: float = 1.0, pixel_head: int = 0):
         super().__init__()
         # residual_scale > 0 (S2D codec only; the value is the codec's scale): the net also sees
         # z_up = scale * PixelUnshuffle4(bicubic_up4(cond)) and predicts x0 = z_up + out, with the
@@ -209,13 +233,26 @@ class ResUNet(nn.Module):
         if self.residual_scale:
             nn.init.zeros_(self.out[-1].weight)
             nn.init.zeros_(self.out[-1].bias)
+        # pixel_head > 0 (S2D residual nets only): that many channels of a small head that works on
+        # the decoded image at full resolution, after the latent UNet. Every layer before it sees
+        # the photo as 4x4 pixel-unshuffled blocks, so whatever it repeats from block to block comes
+        # out with a 4-px period; the head's convolutions slide pixel by pixel and have no block
+        # lattice to repeat. Its last conv starts at zero, so a net with a new head is the net
+        # without it (a shipped checkpoint loads into it and starts where it was).
+        self.pixel_head = int(pixel_head)
+        if self.pixel_head < 0:
+            raise ValueError(f"pixel_head={pixel_head}: must be 0 (none) or a channel count")
+        self.head = PixelHead(self.pixel_head, emb_ch) if self.pixel_head else None
+        if self.head is not None and not self.residual_scale:
+            raise ValueError("pixel_head needs the S2D residual net (model.residual with the s2d codec)")
 
     def config(self) -> dict:
         return {"in_ch": self.in_ch, "out_ch": self.out_ch, "cond_ch": self.cond_ch,
                 "model_channels": self.model_channels, "channel_mult": list(self.channel_mult),
                 "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
                 "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale,
-                "restore_cond": self.restore_cond, "restore_gain": self.restore_gain}
+                "restore_cond": self.restore_cond, "restore_gain": self.restore_gain,
+                "pixel_head": self.pixel_head}
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
@@ -260,7 +297,15 @@ class ResUNet(nn.Module):
         for blocks in self.up:
             h = self._run(blocks, torch.cat([h, skips.pop()], dim=1), emb)
         out = self.out(h)
-        return out + z_up if z_up is not None else out
+        if z_up is None:
+            return out
+        x0 = out + z_up
+        if self.head is not None:
+            scale = self.residual_scale
+            img = F.pixel_shuffle(x0, 4) / scale
+            img = img + self.head(img, F.pixel_shuffle(z_up, 4) / scale, emb)
+            x0 = F.pixel_unshuffle(img, 4) * scale
+        return x0
 
 
 # Presets (latent 48 ch S2D, cond 3 ch LR): tiny for tests, small = ML.md 9 (CPU), base = ML.md 10 (GPU).
@@ -288,9 +333,10 @@ RESTORE_KEYS = ("restore_embed.weight", "restore_embed.bias")
 
 def load_weights(net: ResUNet, state: dict) -> list[str]:
     """load_state_dict that also takes an unconditioned net's weights into a restore-conditioned
-    one: only the (zero-initialised) restore embedding may be missing. Returns what was missing."""
+    one, and a net without a pixel head into one with it: only the restore embedding and the head
+    (both start as no-ops) may be missing. Returns what was missing."""
     missing, unexpected = net.load_state_dict(state, strict=False)
-    bad = [k for k in missing if k not in RESTORE_KEYS]
+    bad = [k for k in missing if k not in RESTORE_KEYS and not k.startswith("head.")]
     if bad or unexpected:
         raise RuntimeError(f"state dict does not match the network: missing {bad[:5]}, unexpected {unexpected[:5]}")
     return list(missing)

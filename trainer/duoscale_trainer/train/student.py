@@ -318,10 +318,12 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         teacher = C.freeze(C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt))
         rc = bool(s.restore_cond)
-        student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain).to(dev, memory_format=fmt)   # init = teacher EMA
+        ph = int(cfg.model.pixel_head)
+        student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
+                                   pixel_head=ph).to(dev, memory_format=fmt)   # init = teacher EMA
         student.train()
-        for p in student.parameters():
-            p.requires_grad_(True)
+        for name, p in student.named_parameters():
+            p.requires_grad_(not s.head_only or name.startswith("head."))
         # the --init checkpoint, read once for the student, the anchor and the GAN networks
         anchor_path = cfg.paths.anchor or cfg.paths.init
         need_init = cfg.paths.init and (resume is None or (s.w_anchor > 0 and anchor_path == cfg.paths.init))
@@ -339,7 +341,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             if not Path(anchor_path).is_file():
                 raise C.TrainError(f"--anchor {anchor_path}: no such checkpoint; give a student checkpoint "
                                    "such as resources/models/duoscale-general-x4.ckpt.pt")
-            anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain).to(dev, memory_format=fmt)
+            anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
+                                      pixel_head=ph).to(dev, memory_format=fmt)
             C.init_weights_from(anchor, anchor_path, ("student", "teacher"),
                                 ck=init_ck if anchor_path == cfg.paths.init else None)
             anchor = C.freeze(anchor)
@@ -372,7 +375,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         ema = C.EMA(student, cfg.optim.ema_decay)
         o = cfg.optim
-        opt_s = C.make_optimizer(student.parameters(), o.lr, o.betas, o.weight_decay, cfg, dev)
+        opt_s = C.make_optimizer([p for p in student.parameters() if p.requires_grad], o.lr, o.betas, o.weight_decay, cfg, dev)
         opt_g = C.make_optimizer(G.parameters(), s.g_lr, o.betas, o.weight_decay, cfg, dev)
         opt_dh = C.make_optimizer(D_H.parameters(), s.d_lr, s.d_betas, 0.0, cfg, dev, kind="adam")
         opt_dl = C.make_optimizer(D_L.parameters(), s.d_lr, s.d_betas, 0.0, cfg, dev, kind="adam")
