@@ -133,8 +133,11 @@ class SRPipeline(nn.Module):
         pm = int(getattr(self.net, "pad_multiple", 1))
         return max(pm, int(getattr(self.codec, "pad_multiple", 1)), 1)
 
-    def _denoise(self, x: torch.Tensor, i: int, cond: torch.Tensor, restore: torch.Tensor | None) -> torch.Tensor:
+    def _denoise(self, x: torch.Tensor, i: int, cond: torch.Tensor, restore: torch.Tensor | None,
+                 noise: torch.Tensor) -> torch.Tensor:
         t = torch.full((1,), i, dtype=torch.long, device=x.device)  # constant: folds the embedding
+        if getattr(self.net, "pixel_head_noise", False):      # the head takes the noise input as it is
+            return self.net(x * self.in_scale[i], t, cond, restore if self.restore_cond else None, noise)
         if self.restore_cond:
             return self.net(x * self.in_scale[i], t, cond, restore)
         return self.net(x * self.in_scale[i], t, cond)
@@ -150,10 +153,10 @@ class SRPipeline(nn.Module):
         else:
             x = z_y + self.noise_scale * noise
         if self.steps == 1:
-            x0 = self._denoise(x, self.T - 1, y, restore)
+            x0 = self._denoise(x, self.T - 1, y, restore, noise)
         else:
             for i in range(self.T - 1, -1, -1):
-                x0 = self._denoise(x, i, y, restore)
+                x0 = self._denoise(x, i, y, restore, noise)
                 if i > 0:
                     k, m, j = self.kmj[i]
                     x = k * x0 + m * x + j * z_y

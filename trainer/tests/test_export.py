@@ -22,9 +22,10 @@ CONTRACT_FIELDS = ("format", "name", "task", "scale", "steps", "onnx", "sha256",
                    "experimental", "license")
 
 
-def tiny_net(seed=0, restore=False, head=0):
+def tiny_net(seed=0, restore=False, head=0, head_noise=False):
     torch.manual_seed(seed)
-    net = build_unet("tiny", restore_cond=restore, pixel_head=head, residual_scale=2.0 if head else 0.0).eval()
+    net = build_unet("tiny", restore_cond=restore, pixel_head=head, pixel_head_noise=head_noise,
+                     residual_scale=2.0 if head else 0.0).eval()
     # The tiny UNet starts near a constant map; perturb so the parity check compares real signal.
     with torch.no_grad():
         for p in net.parameters():
@@ -32,11 +33,11 @@ def tiny_net(seed=0, restore=False, head=0):
     return net
 
 
-def make_checkpoint(path, seed=0, step=7, T=4, restore=False, head=0):
+def make_checkpoint(path, seed=0, step=7, T=4, restore=False, head=0, head_noise=False):
     """A student checkpoint in the trainer's format (train/common.py model_payload keys). T=4 (the
     journal schedule's length, ML.md 1.1) keeps the unrolled teacher chain quick to export.
     restore=True: the student has the restore input (student.restore_cond)."""
-    net = tiny_net(seed, restore=restore, head=head)
+    net = tiny_net(seed, restore=restore, head=head, head_noise=head_noise)
     teacher = tiny_net(seed + 1)
     cfg = Config()
     cfg.command, cfg.preset = "student", "test"
@@ -173,11 +174,12 @@ def test_cli_export_from_checkpoint_student_and_teacher(tmp_path, capsys):
 
 def test_a_student_with_a_pixel_head_exports_and_matches(tmp_path):
     """model.pixel_head: the full-resolution head is part of the student's graph (pixel shuffle,
-    three convs, pixel unshuffle); the export's parity check runs it at two sizes."""
+    three convs, pixel unshuffle); the export's parity check runs it at two sizes. A head with
+    noise reads the graph's noise input even where the prior noise strength is 0."""
     from trainhelpers import run_cli
 
-    for name, head in (("h-x4", 4), ("p-x4", 0)):
-        ck = make_checkpoint(tmp_path / f"{name}.pt", restore=True, head=head)
+    for name, head, noise in (("h-x4", 4, False), ("p-x4", 0, False), ("n-x4", 4, True)):
+        ck = make_checkpoint(tmp_path / f"{name}.pt", restore=True, head=head, head_noise=noise)
         rc, events = run_cli(["export", ck, "--out", tmp_path / "m", "--name", name, "--tile", "64",
                               "--overlap", "8"])
         assert rc == 0, events[-1]
@@ -185,6 +187,18 @@ def test_a_student_with_a_pixel_head_exports_and_matches(tmp_path):
     rows = man["export"]["parity"]
     assert len(rows) >= 2 and max(r["max_abs_diff"] for r in rows) < 1e-3
     assert man["params"] > json.loads((tmp_path / "m" / "p-x4.json").read_text())["params"]
+    nman = json.loads((tmp_path / "m" / "n-x4.json").read_text())
+    assert max(r["max_abs_diff"] for r in nman["export"]["parity"]) < 1e-3
+    sess = ort.InferenceSession(str(tmp_path / "m" / "n-x4.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    feed = {names[0]: np.random.rand(1, 3, 16, 16).astype(np.float32)}
+    if "restore" in names:
+        feed["restore"] = np.ones(1, np.float32)
+    outs = []
+    for seed in (1, 2):
+        feed[names[1]] = np.random.default_rng(seed).standard_normal((1, 48, 16, 16)).astype(np.float32)
+        outs.append(sess.run(None, feed)[0])
+    assert np.abs(outs[0] - outs[1]).max() > 1e-4       # deterministic prior, yet the head draws
 
 
 def test_fp16_export_keeps_float32_io(tmp_path):

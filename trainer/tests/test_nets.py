@@ -338,6 +338,19 @@ def test_pixel_head_starts_as_the_net_without_it_and_has_no_block_lattice():
     with pytest.raises(ValueError, match="S2D residual"):
         nets.build_unet("tiny", pixel_head=8)
 
+    # pixel_head_noise: the head also reads the noise input; none given = zeros
+    noisy = nets.build_unet("tiny", residual_scale=2.0, restore_cond=True, pixel_head=8, pixel_head_noise=True)
+    load_weights(noisy, plain.state_dict())
+    n = torch.randn(2, 48, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(noisy(x, t, c, r, n), ref)         # a new head ignores it, as it ignores all
+        randomise_zero_init(noisy.head)
+        a, b = noisy(x, t, c, r, n), noisy(x, t, c, r, torch.randn(2, 48, 8, 8))
+        assert (a - b).abs().max() > 1e-3 and torch.equal(noisy(x, t, c, r), noisy(x, t, c, r, torch.zeros_like(n)))
+    assert unet_from_config(noisy.config()).head.conv1.in_channels == 9
+    with pytest.raises(ValueError, match="pixel_head too"):
+        nets.build_unet("tiny", residual_scale=2.0, pixel_head_noise=True)
+
     # one detail, moved by 1 to 3 px: the head's answer moves with it, unchanged
     ph = PixelHead(8, 16)
     randomise_zero_init(ph)

@@ -775,7 +775,8 @@ def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it
 
 
 def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, tmp_path):
-    """model.pixel_head adds the full-resolution head to the student (the teacher has none) and
+    """model.pixel_head adds the full-resolution head to the student (the teacher has none; here
+    with its noise input, model.pixel_head_noise) and
     student.head_only trains it alone: the latent UNet keeps its --init weights to the bit. The
     checkpoint's student carries the head, and a fine-tune from it keeps it without being told.
     head_only without a head is refused, by name."""
@@ -789,11 +790,13 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 8,
                           "--teacher", t_ck, "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
                           "--set", "student.w_texture=10", "--set", "student.texture_window=8",
-                          "--set", "model.pixel_head=4", "--set", "student.head_only=true",
+                          "--set", "model.pixel_head=4", "--set", "model.pixel_head_noise=true",
+                          "--set", "student.head_only=true",
                           "--set", "run.sample_every=100"])
     assert rc == 0, events[-1]
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["nets"]["student"]["pixel_head"] == 4 and not ck["nets"]["teacher"].get("pixel_head")
+    assert ck["nets"]["student"]["pixel_head_noise"] is True
     start = load_checkpoint(t_ck)["ema"]["teacher"]
     got = ck["models"]["student"]
     head_keys = [k for k in got if k.startswith("head.")]
@@ -806,7 +809,8 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
                           "--teacher", t_ck, "--init", out / "checkpoints" / "last.pt",
                           "--set", "run.sample_every=100"])
     assert rc == 0, events[-1]
-    assert json.loads((tune / "config.json").read_text())["model"]["pixel_head"] == 4
+    model = json.loads((tune / "config.json").read_text())["model"]
+    assert model["pixel_head"] == 4 and model["pixel_head_noise"] is True
     tuned = load_checkpoint(tune / "checkpoints" / "last.pt")["models"]["student"]
     assert not torch.equal(tuned["conv_in.weight"], got["conv_in.weight"])   # a fine-tune trains it all
 

@@ -136,13 +136,16 @@ class Upsample(nn.Module):
 
 class PixelHead(nn.Module):
     """Three 3x3 convs at the output's full resolution on (the decoded x0, the bicubic
-    upscale of the LR), the first modulated by the net's embedding (timestep and, where the net
-    has one, the restore input r), so clean and damaged inputs can get different detail. Returns
-    a residual for the image; the last conv is zero-initialised."""
+    upscale of the LR[, noise]), the first modulated by the net's embedding (timestep and, where
+    the net has one, the restore input r), so clean and damaged inputs can get different detail.
+    noise=True adds a third input, 3 channels of i.i.d. noise at full resolution, from which the
+    head can draw texture of its own. Returns a residual for the image; the last conv is
+    zero-initialised."""
 
-    def __init__(self, ch: int, emb_ch: int):
+    def __init__(self, ch: int, emb_ch: int, noise: bool = False):
         super().__init__()
-        self.conv1 = nn.Conv2d(6, ch, 3, padding=1)
+        self.noise = bool(noise)
+        self.conv1 = nn.Conv2d(9 if self.noise else 6, ch, 3, padding=1)
         self.emb = nn.Linear(emb_ch, 2 * ch)
         nn.init.zeros_(self.emb.weight)
         nn.init.zeros_(self.emb.bias)
@@ -151,8 +154,11 @@ class PixelHead(nn.Module):
         nn.init.zeros_(self.conv3.weight)
         nn.init.zeros_(self.conv3.bias)
 
-    def forward(self, img: Tensor, up: Tensor, emb: Tensor) -> Tensor:
-        h = self.conv1(torch.cat([img, up], dim=1))
+    def forward(self, img: Tensor, up: Tensor, emb: Tensor, noise: Tensor | None = None) -> Tensor:
+        parts = [img, up]
+        if self.noise:
+            parts.append(noise if noise is not None else torch.zeros_like(img))
+        h = self.conv1(torch.cat(parts, dim=1))
         scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
         h = F.silu(h * (1 + scale) + shift)
         return self.conv3(F.silu(self.conv2(h)))
@@ -163,7 +169,7 @@ class ResUNet(nn.Module):
                  channel_mult: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 1,
                  attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
                  head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False,
-                 restore_gain: float = 1.0, pixel_head: int = 0):
+                 restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False):
         super().__init__()
         # residual_scale > 0 (S2D codec only; the value is the codec's scale): the net also sees
         # z_up = scale * PixelUnshuffle4(bicubic_up4(cond)) and predicts x0 = z_up + out, with the
@@ -242,7 +248,12 @@ class ResUNet(nn.Module):
         self.pixel_head = int(pixel_head)
         if self.pixel_head < 0:
             raise ValueError(f"pixel_head={pixel_head}: must be 0 (none) or a channel count")
-        self.head = PixelHead(self.pixel_head, emb_ch) if self.pixel_head else None
+        # pixel_head_noise: the head also takes the net's noise input, pixel-shuffled to full
+        # resolution (3 channels of i.i.d. N(0, 1) from the 48-channel latent draw)
+        self.pixel_head_noise = bool(pixel_head_noise)
+        if self.pixel_head_noise and not self.pixel_head:
+            raise ValueError("pixel_head_noise is an input of the pixel head; set pixel_head too")
+        self.head = PixelHead(self.pixel_head, emb_ch, self.pixel_head_noise) if self.pixel_head else None
         if self.head is not None and not self.residual_scale:
             raise ValueError("pixel_head needs the S2D residual net (model.residual with the s2d codec)")
 
@@ -252,7 +263,7 @@ class ResUNet(nn.Module):
                 "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
                 "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale,
                 "restore_cond": self.restore_cond, "restore_gain": self.restore_gain,
-                "pixel_head": self.pixel_head}
+                "pixel_head": self.pixel_head, "pixel_head_noise": self.pixel_head_noise}
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
@@ -292,7 +303,10 @@ class ResUNet(nn.Module):
         nrb = self.num_res_blocks
         return [skips[level * (nrb + 1) + nrb] for level in range(len(self.channel_mult))] + [h]
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, restore: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, restore: Tensor | None = None,
+                noise: Tensor | None = None) -> Tensor:
+        """noise: the latent-shaped N(0, 1) draw (B x 48 x H x W) for a head with pixel_head_noise;
+        None gives it zeros. Nets without such a head ignore it."""
         h, skips, emb, z_up = self._encode(x, t, cond, restore)
         for blocks in self.up:
             h = self._run(blocks, torch.cat([h, skips.pop()], dim=1), emb)
@@ -303,7 +317,8 @@ class ResUNet(nn.Module):
         if self.head is not None:
             scale = self.residual_scale
             img = F.pixel_shuffle(x0, 4) / scale
-            img = img + self.head(img, F.pixel_shuffle(z_up, 4) / scale, emb)
+            n = F.pixel_shuffle(noise, 4) if self.pixel_head_noise and noise is not None else None
+            img = img + self.head(img, F.pixel_shuffle(z_up, 4) / scale, emb, n)
             x0 = F.pixel_unshuffle(img, 4) * scale
         return x0
 

@@ -318,9 +318,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         teacher = C.freeze(C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt))
         rc = bool(s.restore_cond)
-        ph = int(cfg.model.pixel_head)
+        ph = {"pixel_head": int(cfg.model.pixel_head), "pixel_head_noise": bool(cfg.model.pixel_head_noise)}
         student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
-                                   pixel_head=ph).to(dev, memory_format=fmt)   # init = teacher EMA
+                                   **ph).to(dev, memory_format=fmt)   # init = teacher EMA
         student.train()
         for name, p in student.named_parameters():
             p.requires_grad_(not s.head_only or name.startswith("head."))
@@ -342,7 +342,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 raise C.TrainError(f"--anchor {anchor_path}: no such checkpoint; give a student checkpoint "
                                    "such as resources/models/duoscale-general-x4.ckpt.pt")
             anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
-                                      pixel_head=ph).to(dev, memory_format=fmt)
+                                      **ph).to(dev, memory_format=fmt)
             C.init_weights_from(anchor, anchor_path, ("student", "teacher"),
                                 ck=init_ck if anchor_path == cfg.paths.init else None)
             anchor = C.freeze(anchor)
@@ -504,11 +504,13 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     target = target * keep + target0 * (1 - keep)
                 x_in = x_T if keep is None else diffusion.prior_sample(zy, eps * keep)
                 x_in_scaled = diffusion.scale_input(x_in, t_T)
-                x0_hat = student(x_in_scaled, t_T, lr, r)
+                # a pixel head with noise gets the raw draw on every row, as the exported pipeline
+                # gives it its noise input whatever the prior-noise strength (nets without one ignore it)
+                x0_hat = student(x_in_scaled, t_T, lr, r, eps)
                 loss_s = x0_hat.new_zeros((), dtype=torch.float32)
                 if anchor is not None and not warm:                                # bicubic-only rows
                     with torch.no_grad():
-                        ref = anchor(x_in_scaled, t_T, lr, r)
+                        ref = anchor(x_in_scaled, t_T, lr, r, eps)
                     per = (x0_hat.float() - ref.float()).square().flatten(1).mean(dim=1)
                     l = _masked_mean(per, 1.0 - real.float())
                     loss_s = loss_s + s.w_anchor * l
@@ -524,15 +526,15 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                         n2 = n2 * keep
                     x_t = diffusion.q_sample(z0, zy, t_n, n2)
                     gt_loss = psnr_weighted_mse if s.denoise_weighting == "psnr" else mse
-                    l = gt_loss(student(diffusion.scale_input(x_t, t_n), t_n, lr, r), z0)
+                    l = gt_loss(student(diffusion.scale_input(x_t, t_n), t_n, lr, r, eps), z0)
                     loss_s = loss_s + s.w_denoise * l
                     out["denoise"] = l.detach()
                 if s.sinsr_extra and not warm:                                     # ML.md 2.2 (4, 5)
                     t0 = torch.zeros_like(t_T)
-                    l_inv = mse(student(target / in_scale_T, t0, lr, r), x_T)
+                    l_inv = mse(student(target / in_scale_T, t0, lr, r, eps), x_T)
                     with torch.no_grad():
-                        xT_hat = student(z0 / in_scale_T, t0, lr, r)
-                    l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr, r), z0)
+                        xT_hat = student(z0 / in_scale_T, t0, lr, r, eps)
+                    l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr, r, eps), z0)
                     loss_s = loss_s + s.w_inverse * l_inv + s.w_gt * l_gt
                     out["inverse"], out["gt"] = l_inv.detach(), l_gt.detach()
                 need_pixels = ((s.hr_adv and d_on) or s.w_detail > 0 or s.w_colour > 0 or s.w_artefact > 0
@@ -540,7 +542,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 hr_hat = codec.decode(x0_hat) if need_pixels else None
                 if s.w_artefact > 0 and not warm:                                  # LDL, all rows
                     with torch.no_grad():
-                        ref_hat = codec.decode(ema.module(x_in_scaled, t_T, lr, r))
+                        ref_hat = codec.decode(ema.module(x_in_scaled, t_T, lr, r, eps))
                     l = artefact_loss(hr_hat, hr, ref_hat, s.artefact_ksize)
                     loss_s = loss_s + s.w_artefact * l
                     out["artefact"] = l.detach()
@@ -648,10 +650,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             g = C.step_generator(cfg.run.seed, dev, "preview")
             with ctx.autocast():
                 zy = codec.encode_lr(lr)
-                noise = s.inference_noise * torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype)
-                x_T = diffusion.prior_sample(zy, noise)
+                draw = torch.randn(zy.shape, generator=g, device=dev, dtype=zy.dtype)
+                x_T = diffusion.prior_sample(zy, s.inference_noise * draw)
                 tt = torch.full((zy.shape[0],), T - 1, dtype=torch.long, device=dev)
-                out = codec.decode(ema.module(diffusion.scale_input(x_T, tt), tt, lr)).float().clamp(-1, 1)
+                out = codec.decode(ema.module(diffusion.scale_input(x_T, tt), tt, lr, None, draw)).float().clamp(-1, 1)
             bic = C.upsample4(lr).clamp(-1, 1)
             path = ctx.path("samples", f"student_{step:07d}.png")
             C.write_preview(path, [[b, o_, h] for b, o_, h in zip(bic, out, hr)])
