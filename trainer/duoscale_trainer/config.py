@@ -59,6 +59,8 @@ class ModelConfig:
     pixel_head: int = 0               # student only: channels of a full-resolution head after the latent UNet
                                       # (nets/unet.py PixelHead), which has no 4-px block lattice; 0 = none
     pixel_head_noise: bool = False    # the pixel head also takes the noise input at full resolution
+    pixel_head_features: bool = False # the pixel head also reads the UNet's last features (1x1 conv to 4
+                                      # channels, enlarged bilinearly), so it sees where texture goes
 
 
 @dataclass
@@ -406,7 +408,7 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
                      "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max", "disc_phase",
-                     "pixel_head", "pixel_head_noise")
+                     "pixel_head", "pixel_head_noise", "pixel_head_features")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -512,9 +514,10 @@ def validate(cfg: Config) -> None:
     if cfg.model.pixel_head and (cfg.model.codec != "s2d" or not cfg.model.residual):
         raise ValueError("model.pixel_head works on the S2D residual net; it needs model.codec=s2d and "
                          "model.residual=true")
-    if cfg.model.pixel_head_noise and not cfg.model.pixel_head:
-        raise ValueError("model.pixel_head_noise is an input of the pixel head, and model.pixel_head is 0; "
-                         "set model.pixel_head (e.g. 16) too")
+    for key in ("pixel_head_noise", "pixel_head_features"):
+        if getattr(cfg.model, key) and not cfg.model.pixel_head:
+            raise ValueError(f"model.{key} is an input of the pixel head, and model.pixel_head is 0; "
+                             "set model.pixel_head (e.g. 16) too")
     if s.head_only and not cfg.model.pixel_head:
         raise ValueError("student.head_only trains only the pixel head, and model.pixel_head is 0; "
                          "set model.pixel_head (e.g. 16) or drop head_only")

@@ -351,6 +351,20 @@ def test_pixel_head_starts_as_the_net_without_it_and_has_no_block_lattice():
     with pytest.raises(ValueError, match="pixel_head too"):
         nets.build_unet("tiny", residual_scale=2.0, pixel_head_noise=True)
 
+    # pixel_head_features: the head also reads the UNet's last features; still a no-op when new
+    feat = nets.build_unet("tiny", residual_scale=2.0, restore_cond=True, pixel_head=8, pixel_head_noise=True,
+                           pixel_head_features=True)
+    load_weights(feat, plain.state_dict())
+    with torch.no_grad():
+        assert torch.equal(feat(x, t, c, r, n), ref)
+        randomise_zero_init(feat.head)
+        with_feats = feat(x, t, c, r, n)
+        feat.head.feat.weight.zero_()
+        assert (feat(x, t, c, r, n) - with_feats).abs().max() > 1e-4
+    assert unet_from_config(feat.config()).head.feat is not None
+    with pytest.raises(ValueError, match="pixel_head too"):
+        nets.build_unet("tiny", residual_scale=2.0, pixel_head_features=True)
+
     # one detail, moved by 1 to 3 px: the head's answer moves with it, unchanged
     ph = PixelHead(8, 16)
     randomise_zero_init(ph)

@@ -791,12 +791,13 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
                           "--teacher", t_ck, "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
                           "--set", "student.w_texture=10", "--set", "student.texture_window=8",
                           "--set", "model.pixel_head=4", "--set", "model.pixel_head_noise=true",
+                          "--set", "model.pixel_head_features=true",
                           "--set", "student.head_only=true",
                           "--set", "run.sample_every=100"])
     assert rc == 0, events[-1]
     ck = load_checkpoint(out / "checkpoints" / "last.pt")
     assert ck["nets"]["student"]["pixel_head"] == 4 and not ck["nets"]["teacher"].get("pixel_head")
-    assert ck["nets"]["student"]["pixel_head_noise"] is True
+    assert ck["nets"]["student"]["pixel_head_noise"] is True and ck["nets"]["student"]["pixel_head_features"] is True
     start = load_checkpoint(t_ck)["ema"]["teacher"]
     got = ck["models"]["student"]
     head_keys = [k for k in got if k.startswith("head.")]
@@ -810,7 +811,7 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
                           "--set", "run.sample_every=100"])
     assert rc == 0, events[-1]
     model = json.loads((tune / "config.json").read_text())["model"]
-    assert model["pixel_head"] == 4 and model["pixel_head_noise"] is True
+    assert model["pixel_head"] == 4 and model["pixel_head_noise"] is True and model["pixel_head_features"] is True
     tuned = load_checkpoint(tune / "checkpoints" / "last.pt")["models"]["student"]
     assert not torch.equal(tuned["conv_in.weight"], got["conv_in.weight"])   # a fine-tune trains it all
 

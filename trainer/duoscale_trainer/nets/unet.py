@@ -134,6 +134,9 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
+HEAD_FEATURES = 4     # channels of UNet features the pixel head reads (pixel_head_features)
+
+
 class PixelHead(nn.Module):
     """Three 3x3 convs at the output's full resolution on (the decoded x0, the bicubic
     upscale of the LR[, noise]), the first modulated by the net's embedding (timestep and, where
@@ -142,10 +145,14 @@ class PixelHead(nn.Module):
     head can draw texture of its own. Returns a residual for the image; the last conv is
     zero-initialised."""
 
-    def __init__(self, ch: int, emb_ch: int, noise: bool = False):
+    def __init__(self, ch: int, emb_ch: int, noise: bool = False, feat_ch: int = 0):
         super().__init__()
         self.noise = bool(noise)
-        self.conv1 = nn.Conv2d(9 if self.noise else 6, ch, 3, padding=1)
+        # feat_ch > 0: the UNet's last features, brought to feat_ch channels by a 1x1 conv at the
+        # latent's size and enlarged bilinearly, so the head knows what the UNet saw around a pixel
+        self.feat = nn.Conv2d(feat_ch, HEAD_FEATURES, 1) if feat_ch else None
+        n_in = 6 + (3 if self.noise else 0) + (HEAD_FEATURES if feat_ch else 0)
+        self.conv1 = nn.Conv2d(n_in, ch, 3, padding=1)
         self.emb = nn.Linear(emb_ch, 2 * ch)
         nn.init.zeros_(self.emb.weight)
         nn.init.zeros_(self.emb.bias)
@@ -154,10 +161,13 @@ class PixelHead(nn.Module):
         nn.init.zeros_(self.conv3.weight)
         nn.init.zeros_(self.conv3.bias)
 
-    def forward(self, img: Tensor, up: Tensor, emb: Tensor, noise: Tensor | None = None) -> Tensor:
+    def forward(self, img: Tensor, up: Tensor, emb: Tensor, noise: Tensor | None = None,
+                feats: Tensor | None = None) -> Tensor:
         parts = [img, up]
         if self.noise:
             parts.append(noise if noise is not None else torch.zeros_like(img))
+        if self.feat is not None:
+            parts.append(F.interpolate(self.feat(feats), scale_factor=4.0, mode="bilinear", align_corners=False))
         h = self.conv1(torch.cat(parts, dim=1))
         scale, shift = self.emb(F.silu(emb))[:, :, None, None].chunk(2, dim=1)
         h = F.silu(h * (1 + scale) + shift)
@@ -169,7 +179,8 @@ class ResUNet(nn.Module):
                  channel_mult: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 1,
                  attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
                  head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False,
-                 restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False):
+                 restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False,
+                 pixel_head_features: bool = False):
         super().__init__()
         # residual_scale > 0 (S2D codec only; the value is the codec's scale): the net also sees
         # z_up = scale * PixelUnshuffle4(bicubic_up4(cond)) and predicts x0 = z_up + out, with the
@@ -253,7 +264,11 @@ class ResUNet(nn.Module):
         self.pixel_head_noise = bool(pixel_head_noise)
         if self.pixel_head_noise and not self.pixel_head:
             raise ValueError("pixel_head_noise is an input of the pixel head; set pixel_head too")
-        self.head = PixelHead(self.pixel_head, emb_ch, self.pixel_head_noise) if self.pixel_head else None
+        self.pixel_head_features = bool(pixel_head_features)
+        if self.pixel_head_features and not self.pixel_head:
+            raise ValueError("pixel_head_features is an input of the pixel head; set pixel_head too")
+        self.head = (PixelHead(self.pixel_head, emb_ch, self.pixel_head_noise, ch if self.pixel_head_features else 0)
+                     if self.pixel_head else None)
         if self.head is not None and not self.residual_scale:
             raise ValueError("pixel_head needs the S2D residual net (model.residual with the s2d codec)")
 
@@ -263,7 +278,8 @@ class ResUNet(nn.Module):
                 "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
                 "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale,
                 "restore_cond": self.restore_cond, "restore_gain": self.restore_gain,
-                "pixel_head": self.pixel_head, "pixel_head_noise": self.pixel_head_noise}
+                "pixel_head": self.pixel_head, "pixel_head_noise": self.pixel_head_noise,
+                "pixel_head_features": self.pixel_head_features}
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
@@ -318,7 +334,7 @@ class ResUNet(nn.Module):
             scale = self.residual_scale
             img = F.pixel_shuffle(x0, 4) / scale
             n = F.pixel_shuffle(noise, 4) if self.pixel_head_noise and noise is not None else None
-            img = img + self.head(img, F.pixel_shuffle(z_up, 4) / scale, emb, n)
+            img = img + self.head(img, F.pixel_shuffle(z_up, 4) / scale, emb, n, h)
             x0 = F.pixel_unshuffle(img, 4) * scale
         return x0
 

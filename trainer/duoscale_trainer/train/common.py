@@ -679,7 +679,8 @@ def restore(ck: dict, models: dict[str, nn.Module], emas: dict[str, EMA],
 
 
 def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | None = None,
-                   restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False) -> nn.Module:
+                   restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False,
+                   pixel_head_features: bool = False) -> nn.Module:
     """The `which` network of a checkpoint. restore_cond=True builds it with the restore input
     even when the checkpoint's net has none (the new embedding starts at zero); pixel_head > 0
     likewise adds a full-resolution head (starting as a no-op) to a net that has none."""
@@ -694,6 +695,7 @@ def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | 
         net_cfg["restore_cond"], net_cfg["restore_gain"] = True, float(restore_gain)
     if pixel_head and not net_cfg.get("pixel_head"):
         net_cfg["pixel_head"], net_cfg["pixel_head_noise"] = int(pixel_head), bool(pixel_head_noise)
+        net_cfg["pixel_head_features"] = bool(pixel_head_features)
     net = unet_from_config(net_cfg)
     source = ck.get("ema", {}).get(which) if ema else None
     load_weights(net, source if source is not None else ck["models"][which])

@@ -318,7 +318,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         teacher = C.freeze(C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt))
         rc = bool(s.restore_cond)
-        ph = {"pixel_head": int(cfg.model.pixel_head), "pixel_head_noise": bool(cfg.model.pixel_head_noise)}
+        ph = {"pixel_head": int(cfg.model.pixel_head), "pixel_head_noise": bool(cfg.model.pixel_head_noise),
+              "pixel_head_features": bool(cfg.model.pixel_head_features)}
         student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
                                    **ph).to(dev, memory_format=fmt)   # init = teacher EMA
         student.train()
