@@ -136,11 +136,9 @@ class SRPipeline(nn.Module):
     def _denoise(self, x: torch.Tensor, i: int, cond: torch.Tensor, restore: torch.Tensor | None,
                  noise: torch.Tensor) -> torch.Tensor:
         t = torch.full((1,), i, dtype=torch.long, device=x.device)  # constant: folds the embedding
-        if getattr(self.net, "pixel_head_noise", False):      # the head takes the noise input as it is
-            return self.net(x * self.in_scale[i], t, cond, restore if self.restore_cond else None, noise)
-        if self.restore_cond:
-            return self.net(x * self.in_scale[i], t, cond, restore)
-        return self.net(x * self.in_scale[i], t, cond)
+        # a net without the restore input ignores restore (None here), and one without a noise head
+        # ignores noise; a noise head takes the noise input as it comes
+        return self.net(x * self.in_scale[i], t, cond, restore, noise)
 
     def forward(self, lr: torch.Tensor, noise: torch.Tensor, restore: torch.Tensor | None = None) -> torch.Tensor:
         """restore: shape [1] (one value for the batch) or [B]; None = 0 (a clean downscale)."""

@@ -135,6 +135,7 @@ class Upsample(nn.Module):
 
 
 HEAD_FEATURES = 4     # channels of UNet features the pixel head reads (pixel_head_features)
+HEAD_KEYS = ("pixel_head", "pixel_head_noise", "pixel_head_features")   # the head's part of config()
 
 
 class PixelHead(nn.Module):
@@ -262,11 +263,10 @@ class ResUNet(nn.Module):
         # pixel_head_noise: the head also takes the net's noise input, pixel-shuffled to full
         # resolution (3 channels of i.i.d. N(0, 1) from the 48-channel latent draw)
         self.pixel_head_noise = bool(pixel_head_noise)
-        if self.pixel_head_noise and not self.pixel_head:
-            raise ValueError("pixel_head_noise is an input of the pixel head; set pixel_head too")
         self.pixel_head_features = bool(pixel_head_features)
-        if self.pixel_head_features and not self.pixel_head:
-            raise ValueError("pixel_head_features is an input of the pixel head; set pixel_head too")
+        for key in HEAD_KEYS[1:]:
+            if getattr(self, key) and not self.pixel_head:
+                raise ValueError(f"{key} is an input of the pixel head; set pixel_head too")
         self.head = (PixelHead(self.pixel_head, emb_ch, self.pixel_head_noise, ch if self.pixel_head_features else 0)
                      if self.pixel_head else None)
         if self.head is not None and not self.residual_scale:
@@ -278,8 +278,7 @@ class ResUNet(nn.Module):
                 "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
                 "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale,
                 "restore_cond": self.restore_cond, "restore_gain": self.restore_gain,
-                "pixel_head": self.pixel_head, "pixel_head_noise": self.pixel_head_noise,
-                "pixel_head_features": self.pixel_head_features}
+                **{k: getattr(self, k) for k in HEAD_KEYS}}
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:

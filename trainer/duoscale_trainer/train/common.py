@@ -679,11 +679,11 @@ def restore(ck: dict, models: dict[str, nn.Module], emas: dict[str, EMA],
 
 
 def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | None = None,
-                   restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False,
-                   pixel_head_features: bool = False) -> nn.Module:
+                   restore_gain: float = 1.0, head: dict | None = None) -> nn.Module:
     """The `which` network of a checkpoint. restore_cond=True builds it with the restore input
-    even when the checkpoint's net has none (the new embedding starts at zero); pixel_head > 0
-    likewise adds a full-resolution head (starting as a no-op) to a net that has none."""
+    even when the checkpoint's net has none (the new embedding starts at zero); head (the
+    nets.unet.HEAD_KEYS settings) likewise adds a full-resolution head, starting as a no-op, to a
+    net that has none."""
     from ..nets.unet import load_weights, unet_from_config
 
     nets = ck.get("nets", {})
@@ -693,9 +693,8 @@ def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | 
     net_cfg = dict(nets[which])
     if restore_cond and not net_cfg.get("restore_cond"):     # a new restore input: the gain is ours
         net_cfg["restore_cond"], net_cfg["restore_gain"] = True, float(restore_gain)
-    if pixel_head and not net_cfg.get("pixel_head"):
-        net_cfg["pixel_head"], net_cfg["pixel_head_noise"] = int(pixel_head), bool(pixel_head_noise)
-        net_cfg["pixel_head_features"] = bool(pixel_head_features)
+    if head and head.get("pixel_head") and not net_cfg.get("pixel_head"):
+        net_cfg.update(head)
     net = unet_from_config(net_cfg)
     source = ck.get("ema", {}).get(which) if ema else None
     load_weights(net, source if source is not None else ck["models"][which])

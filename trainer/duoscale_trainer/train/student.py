@@ -296,7 +296,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
     from ..diffusion import ResShift, Schedule
     from ..nets.discriminator import build_discriminator, build_teacher_discriminator, diffaugment
     from ..nets.downsampler import build_downsampler
-    from ..nets.unet import count_params
+    from ..nets.unet import HEAD_KEYS, count_params
 
     s = cfg.student
     src = _teacher_source(cfg, resume)
@@ -318,10 +318,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         teacher = C.freeze(C.build_net_from(src, "teacher", ema=True).to(dev, memory_format=fmt))
         rc = bool(s.restore_cond)
-        ph = {"pixel_head": int(cfg.model.pixel_head), "pixel_head_noise": bool(cfg.model.pixel_head_noise),
-              "pixel_head_features": bool(cfg.model.pixel_head_features)}
+        head = {k: getattr(cfg.model, k) for k in HEAD_KEYS}
         student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
-                                   **ph).to(dev, memory_format=fmt)   # init = teacher EMA
+                                   head=head).to(dev, memory_format=fmt)   # init = teacher EMA
         student.train()
         for name, p in student.named_parameters():
             p.requires_grad_(not s.head_only or name.startswith("head."))
@@ -343,7 +342,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 raise C.TrainError(f"--anchor {anchor_path}: no such checkpoint; give a student checkpoint "
                                    "such as resources/models/duoscale-general-x4.ckpt.pt")
             anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
-                                      **ph).to(dev, memory_format=fmt)
+                                      head=head).to(dev, memory_format=fmt)
             C.init_weights_from(anchor, anchor_path, ("student", "teacher"),
                                 ck=init_ck if anchor_path == cfg.paths.init else None)
             anchor = C.freeze(anchor)
