@@ -180,13 +180,14 @@ def run_training(command: str, args: argparse.Namespace) -> int:
             # Exact continuation: the stored config wins, except where the run lives and how long.
             stored = Config.from_dict(resume["config"])
             keep = {k: v for k, v in overrides.items()
-                    if k in ("paths.data", "paths.val", "paths.out", "run.steps", "run.device",
+                    if k in ("paths.data", "paths.val", "paths.out", "run.steps", "run.minutes", "run.device",
                              "run.log_every", "run.sample_every", "run.checkpoint_every", "data.num_workers")}
             from .config import apply_overrides, validate
 
             apply_overrides(stored, keep)
             validate(stored)
             cfg = stored
+            resume["plan"] = C.extend_plan(resume["plan"], keep)
             log.info("resuming %s from %s (step %s)", command, ck_path, resume.get("step"))
         elif args.resume:
             log.info("--resume: no checkpoint in %s yet, starting a new run", cfg.paths.out)

@@ -81,6 +81,25 @@ def test_resume_auto_continues_the_run_folder(photos, tmp_path):
     assert rc == 0 and ev[0]["step"] == 3 and ev[-1]["step"] == 5
 
 
+def test_resume_extends_a_budgeted_run_by_steps_or_by_minutes(photos, tmp_path):
+    """A run planned by --minutes can be lengthened: --steps N sets the new total, --minutes M gives
+    M more minutes (re-probed), and a bare --resume finishes the stored plan and stops."""
+    out = tmp_path / "run"
+    common = ["teacher", "--preset", "test", "--data", photos, "--out", out,
+              "--set", "run.probe_seconds=0.2"]
+    rc, ev = run_cli([*common, "--minutes", 0.02])
+    assert rc == 0
+    first = ev[-1]["step"]
+    assert first >= 1 and ev[-1]["status"] == "completed"
+    rc, ev = run_cli([*common, "--resume"])
+    assert rc == 0 and ev[-1]["step"] == first              # nothing left of the stored plan
+    rc, ev = run_cli([*common, "--resume", "--steps", first + 3])
+    assert rc == 0 and ev[0]["step"] == first and ev[-1]["step"] == first + 3
+    rc, ev = run_cli([*common, "--resume", "--minutes", 0.02])
+    assert rc == 0 and ev[0]["step"] == first + 3 and ev[-1]["step"] > first + 3
+    assert ev[-1]["status"] == "completed"
+
+
 def test_resume_rejects_a_checkpoint_of_another_kind(photos, tmp_path):
     out = tmp_path / "run"
     rc, _ = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", out, "--steps", 1])

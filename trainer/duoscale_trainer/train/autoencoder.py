@@ -41,8 +41,6 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             C.restore(resume, {"autoencoder": codec}, {"autoencoder": ema}, {"autoencoder": opt})
             start = int(resume["step"])
             plan = C.Plan.from_dict(resume["plan"])
-            if cfg.run.minutes is None and cfg.run.steps != plan.total_steps:
-                plan.total_steps = cfg.run.steps
         C.broadcast_module(codec, ctx.dist)
 
         dataset = C.build_train_dataset(cfg, ctx.run_dir)

@@ -767,7 +767,24 @@ class Plan:
         p = cls(total_steps=d.get("total_steps"), budget_s=d.get("budget_s"),
                 fractions=dict(d.get("fractions", {})), milestones=dict(d.get("milestones", {})),
                 replan_at=list(d.get("replan_at", [])), wall_before=float(d.get("wall_s", 0.0)))
+        if p.planned:
+            p.fix_milestones()          # a run stopped during its speed probe, resumed with --steps
         return p
+
+
+def extend_plan(plan: dict, overrides: dict) -> dict:
+    """A resumed run's plan, given what this session's command line asks for.
+
+    No --steps or --minutes: finish the stored plan. --steps N: N steps in all, whatever budget the
+    run had. --minutes M: M more minutes from now, re-probed for speed. Milestones already fixed
+    (when the adversarial terms start) stay where they were."""
+    plan = dict(plan)
+    minutes = overrides.get("run.minutes")
+    if minutes is not None:
+        plan.update(total_steps=None, budget_s=float(minutes) * 60.0, replan_at=[])
+    elif overrides.get("run.steps") is not None:
+        plan.update(total_steps=int(overrides["run.steps"]), budget_s=None, replan_at=[])
+    return plan
 
 
 def make_plan(cfg: Config, fractions: dict | None = None, spent_s: float = 0.0) -> Plan:

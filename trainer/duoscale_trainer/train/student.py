@@ -388,8 +388,6 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             C.restore(resume, models, {"student": ema}, optims)
             start = int(resume["step"])
             plan = C.Plan.from_dict(resume["plan"])
-            if cfg.run.minutes is None and cfg.run.steps != plan.total_steps:
-                plan.total_steps = cfg.run.steps
             log.info("resumed from step %d of %s", start, plan.total_steps)
         for m in models.values():
             C.broadcast_module(m, ctx.dist)

@@ -48,8 +48,6 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             C.restore(resume, {"teacher": net}, {"teacher": ema}, {"teacher": opt})
             start = int(resume["step"])
             plan = C.Plan.from_dict(resume["plan"])
-            if cfg.run.minutes is None and cfg.run.steps != plan.total_steps:
-                plan.total_steps = cfg.run.steps            # --steps on resume extends/shortens the run
             log.info("resumed from step %d of %s", start, plan.total_steps)
         C.broadcast_module(net, ctx.dist)
         model: nn.Module = net
