@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, protocol
-from .config import PRESET_NAMES, Config, parse_set_args, resolve
+from .config import PRESET_NAMES, Config, parse_set_args, resolve, validate
 
 TRAIN_COMMANDS = {
     "teacher": "train the ResShift teacher (15-step diffusion SR)",
@@ -161,9 +161,11 @@ def run_training(command: str, args: argparse.Namespace) -> int:
     try:
         preset = args.preset or _default_preset()
         overrides = overrides_from_args(args)
-        cfg = resolve(command, preset, overrides)
-        if command == "student" and cfg.paths.init and not args.resume:
+        inherit = command == "student" and bool(overrides.get("paths.init")) and not args.resume
+        cfg = resolve(command, preset, overrides, check=not inherit)
+        if inherit:
             _inherit_from_init(cfg, set(overrides), log)
+            validate(cfg)
         if args.dry_run:
             protocol._out.write(cfg.to_json() + "\n")   # noqa: SLF001 - the real stdout
             protocol._out.flush()                       # noqa: SLF001
@@ -182,7 +184,7 @@ def run_training(command: str, args: argparse.Namespace) -> int:
             keep = {k: v for k, v in overrides.items()
                     if k in ("paths.data", "paths.val", "paths.out", "run.steps", "run.minutes", "run.device",
                              "run.log_every", "run.sample_every", "run.checkpoint_every", "data.num_workers")}
-            from .config import apply_overrides, validate
+            from .config import apply_overrides
 
             apply_overrides(stored, keep)
             validate(stored)

@@ -61,6 +61,8 @@ class ModelConfig:
     pixel_head_noise: bool = False    # the pixel head also takes the noise input at full resolution
     pixel_head_features: bool = False # the pixel head also reads the UNet's last features (1x1 conv to 4
                                       # channels, enlarged bilinearly), so it sees where texture goes
+    pixel_head_gate: bool = False     # the noise reaches the pixel head through a per-pixel gain the UNet's
+                                      # features predict (needs pixel_head_noise)
 
 
 @dataclass
@@ -408,7 +410,7 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
                      "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max", "disc_phase",
-                     "pixel_head", "pixel_head_noise", "pixel_head_features")
+                     "pixel_head", "pixel_head_noise", "pixel_head_features", "pixel_head_gate")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -432,15 +434,18 @@ def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) ->
     return changed
 
 
-def resolve(command: str, preset: str, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults -> preset -> overrides (already ordered flags then --set)."""
+def resolve(command: str, preset: str, overrides: dict[str, Any] | None = None, check: bool = True) -> Config:
+    """Defaults -> preset -> overrides (already ordered flags then --set). check=False leaves the
+    validation to the caller, for a config that is not whole yet (a student's --init recipe, which
+    may supply the pixel head a --set adds an input to, is merged after)."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESET_NAMES)}")
     cfg = Config(command=command, preset=preset)
     apply_overrides(cfg, PRESETS[preset].get("common", {}))
     apply_overrides(cfg, PRESETS[preset].get(command, {}))
     apply_overrides(cfg, overrides or {})
-    validate(cfg)
+    if check:
+        validate(cfg)
     return cfg
 
 
@@ -514,10 +519,13 @@ def validate(cfg: Config) -> None:
     if cfg.model.pixel_head and (cfg.model.codec != "s2d" or not cfg.model.residual):
         raise ValueError("model.pixel_head works on the S2D residual net; it needs model.codec=s2d and "
                          "model.residual=true")
-    for key in ("pixel_head_noise", "pixel_head_features"):
+    for key in ("pixel_head_noise", "pixel_head_features", "pixel_head_gate"):
         if getattr(cfg.model, key) and not cfg.model.pixel_head:
             raise ValueError(f"model.{key} is an input of the pixel head, and model.pixel_head is 0; "
                              "set model.pixel_head (e.g. 16) too")
+    if cfg.model.pixel_head_gate and not cfg.model.pixel_head_noise:
+        raise ValueError("model.pixel_head_gate scales the noise the pixel head reads, and "
+                         "model.pixel_head_noise is false; set it too or drop the gate")
     if s.head_only and not cfg.model.pixel_head:
         raise ValueError("student.head_only trains only the pixel head, and model.pixel_head is 0; "
                          "set model.pixel_head (e.g. 16) or drop head_only")

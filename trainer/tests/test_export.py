@@ -25,7 +25,7 @@ CONTRACT_FIELDS = ("format", "name", "task", "scale", "steps", "onnx", "sha256",
 def tiny_net(seed=0, restore=False, head=0, head_noise=False):
     torch.manual_seed(seed)
     net = build_unet("tiny", restore_cond=restore, pixel_head=head, pixel_head_noise=head_noise,
-                     pixel_head_features=head_noise,
+                     pixel_head_features=head_noise, pixel_head_gate=head_noise,
                      residual_scale=2.0 if head else 0.0).eval()
     # The tiny UNet starts near a constant map; perturb so the parity check compares real signal.
     with torch.no_grad():
@@ -176,8 +176,8 @@ def test_cli_export_from_checkpoint_student_and_teacher(tmp_path, capsys):
 def test_a_student_with_a_pixel_head_exports_and_matches(tmp_path):
     """model.pixel_head: the full-resolution head is part of the student's graph (pixel shuffle,
     three convs, pixel unshuffle); the export's parity check runs it at two sizes. A head with
-    noise (here also reading the UNet's features) reads the graph's noise input even where the
-    prior noise strength is 0."""
+    noise (here also reading the UNet's features, through the noise gate) reads the graph's noise
+    input even where the prior noise strength is 0."""
     from trainhelpers import run_cli
 
     for name, head, noise in (("h-x4", 4, False), ("p-x4", 0, False), ("n-x4", 4, True)):

@@ -365,6 +365,25 @@ def test_pixel_head_starts_as_the_net_without_it_and_has_no_block_lattice():
     with pytest.raises(ValueError, match="pixel_head too"):
         nets.build_unet("tiny", residual_scale=2.0, pixel_head_features=True)
 
+    # pixel_head_gate: a per-pixel gain on that noise, from the UNet's features. New, it is a gain of
+    # 1 (the trained noise head unchanged); it can shut the noise off, and it needs the noise input
+    gated = nets.build_unet("tiny", residual_scale=2.0, restore_cond=True, pixel_head=8, pixel_head_noise=True,
+                            pixel_head_gate=True)
+    missing = load_weights(gated, noisy.state_dict())
+    assert missing == ["head.gate.weight", "head.gate.bias"]
+    with torch.no_grad():
+        assert torch.allclose(gated(x, t, c, r, n), a, atol=1e-6)
+        gated.head.gate.weight.normal_()
+        opened = gated(x, t, c, r, n)
+        assert (opened - a).abs().max() > 1e-4
+        assert torch.equal(gated(x, t, c, r), noisy(x, t, c, r))          # no noise: nothing to gate
+        gated.head.gate.weight.zero_()
+        gated.head.gate.bias.fill_(-60.0)
+        assert torch.allclose(gated(x, t, c, r, n), noisy(x, t, c, r), atol=1e-6)
+    assert unet_from_config(gated.config()).head.gate is not None
+    with pytest.raises(ValueError, match="needs pixel_head_noise"):
+        nets.build_unet("tiny", residual_scale=2.0, pixel_head=8, pixel_head_gate=True)
+
     # one detail, moved by 1 to 3 px: the head's answer moves with it, unchanged
     ph = PixelHead(8, 16)
     randomise_zero_init(ph)

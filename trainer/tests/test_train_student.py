@@ -805,15 +805,18 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
                              for k, v in got.items())
     assert got["head.conv3.weight"].abs().max() > 0      # zero at the start: only training moved it
 
+    # a fine-tune keeps the head without being told; here it also adds a noise gate to it
     tune = tmp_path / "tune"
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tune, "--steps", 1,
                           "--teacher", t_ck, "--init", out / "checkpoints" / "last.pt",
-                          "--set", "run.sample_every=100"])
+                          "--set", "model.pixel_head_gate=true", "--set", "run.sample_every=100"])
     assert rc == 0, events[-1]
     model = json.loads((tune / "config.json").read_text())["model"]
     assert model["pixel_head"] == 4 and model["pixel_head_noise"] is True and model["pixel_head_features"] is True
+    assert model["pixel_head_gate"] is True
     tuned = load_checkpoint(tune / "checkpoints" / "last.pt")["models"]["student"]
     assert not torch.equal(tuned["conv_in.weight"], got["conv_in.weight"])   # a fine-tune trains it all
+    assert tuned["head.gate.weight"].abs().max() > 0        # zero when added: the step trained it
 
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
                           "--steps", 1, "--teacher", t_ck, "--set", "student.head_only=true"])

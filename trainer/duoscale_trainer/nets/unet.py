@@ -135,7 +135,8 @@ class Upsample(nn.Module):
 
 
 HEAD_FEATURES = 4     # channels of UNet features the pixel head reads (pixel_head_features)
-HEAD_KEYS = ("pixel_head", "pixel_head_noise", "pixel_head_features")   # the head's part of config()
+HEAD_KEYS = ("pixel_head", "pixel_head_noise", "pixel_head_features",    # the head's part of config()
+             "pixel_head_gate")
 
 
 class PixelHead(nn.Module):
@@ -144,11 +145,22 @@ class PixelHead(nn.Module):
     the net has one, the restore input r), so clean and damaged inputs can get different detail.
     noise=True adds a third input, 3 channels of i.i.d. noise at full resolution, from which the
     head can draw texture of its own. Returns a residual for the image; the last conv is
-    zero-initialised."""
+    zero-initialised.
 
-    def __init__(self, ch: int, emb_ch: int, noise: bool = False, feat_ch: int = 0):
+    gate_ch > 0 (with noise): the noise is multiplied, pixel by pixel, by a gain the UNet's last
+    features predict (a 1x1 conv to one channel at the latent's size, 2*sigmoid, enlarged
+    bilinearly), so the head can draw grain where the UNet sees texture and none on a soft
+    background. The conv starts at zero: a gain of 1 everywhere, the head without a gate."""
+
+    def __init__(self, ch: int, emb_ch: int, noise: bool = False, feat_ch: int = 0, gate_ch: int = 0):
         super().__init__()
         self.noise = bool(noise)
+        if gate_ch and not self.noise:
+            raise ValueError("the pixel head's noise gate scales its noise input; it needs pixel_head_noise")
+        self.gate = nn.Conv2d(gate_ch, 1, 1) if gate_ch else None
+        if self.gate is not None:
+            nn.init.zeros_(self.gate.weight)
+            nn.init.zeros_(self.gate.bias)
         # feat_ch > 0: the UNet's last features, brought to feat_ch channels by a 1x1 conv at the
         # latent's size and enlarged bilinearly, so the head knows what the UNet saw around a pixel
         self.feat = nn.Conv2d(feat_ch, HEAD_FEATURES, 1) if feat_ch else None
@@ -166,7 +178,12 @@ class PixelHead(nn.Module):
                 feats: Tensor | None = None) -> Tensor:
         parts = [img, up]
         if self.noise:
-            parts.append(noise if noise is not None else torch.zeros_like(img))
+            if noise is None:
+                noise = torch.zeros_like(img)
+            elif self.gate is not None:
+                gain = 2.0 * torch.sigmoid(self.gate(feats))
+                noise = noise * F.interpolate(gain, scale_factor=4.0, mode="bilinear", align_corners=False)
+            parts.append(noise)
         if self.feat is not None:
             parts.append(F.interpolate(self.feat(feats), scale_factor=4.0, mode="bilinear", align_corners=False))
         h = self.conv1(torch.cat(parts, dim=1))
@@ -181,7 +198,7 @@ class ResUNet(nn.Module):
                  attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
                  head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False,
                  restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False,
-                 pixel_head_features: bool = False):
+                 pixel_head_features: bool = False, pixel_head_gate: bool = False):
         super().__init__()
         # residual_scale > 0 (S2D codec only; the value is the codec's scale): the net also sees
         # z_up = scale * PixelUnshuffle4(bicubic_up4(cond)) and predicts x0 = z_up + out, with the
@@ -264,10 +281,13 @@ class ResUNet(nn.Module):
         # resolution (3 channels of i.i.d. N(0, 1) from the 48-channel latent draw)
         self.pixel_head_noise = bool(pixel_head_noise)
         self.pixel_head_features = bool(pixel_head_features)
+        # pixel_head_gate: a per-pixel gain on that noise, predicted from the UNet's features
+        self.pixel_head_gate = bool(pixel_head_gate)
         for key in HEAD_KEYS[1:]:
             if getattr(self, key) and not self.pixel_head:
                 raise ValueError(f"{key} is an input of the pixel head; set pixel_head too")
-        self.head = (PixelHead(self.pixel_head, emb_ch, self.pixel_head_noise, ch if self.pixel_head_features else 0)
+        self.head = (PixelHead(self.pixel_head, emb_ch, self.pixel_head_noise, ch if self.pixel_head_features else 0,
+                               ch if self.pixel_head_gate else 0)
                      if self.pixel_head else None)
         if self.head is not None and not self.residual_scale:
             raise ValueError("pixel_head needs the S2D residual net (model.residual with the s2d codec)")

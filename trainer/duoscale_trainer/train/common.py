@@ -683,7 +683,7 @@ def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | 
     """The `which` network of a checkpoint. restore_cond=True builds it with the restore input
     even when the checkpoint's net has none (the new embedding starts at zero); head (the
     nets.unet.HEAD_KEYS settings) likewise adds a full-resolution head, starting as a no-op, to a
-    net that has none."""
+    net that has none, and a noise gate, starting at a gain of 1, to a noise head that has none."""
     from ..nets.unet import load_weights, unet_from_config
 
     nets = ck.get("nets", {})
@@ -695,6 +695,8 @@ def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | 
         net_cfg["restore_cond"], net_cfg["restore_gain"] = True, float(restore_gain)
     if head and head.get("pixel_head") and not net_cfg.get("pixel_head"):
         net_cfg.update(head)
+    elif head and head.get("pixel_head_gate") and net_cfg.get("pixel_head_noise"):
+        net_cfg["pixel_head_gate"] = True       # a gate, starting at a gain of 1, on a trained noise head
     net = unet_from_config(net_cfg)
     source = ck.get("ema", {}).get(which) if ema else None
     load_weights(net, source if source is not None else ck["models"][which])
