@@ -174,6 +174,32 @@ describe('tiled inference (fixture model tiny-x4)', () => {
     await assert.rejects(reg.load('id-bad'), (e: DuoscaleError) => /^[^:]*id-bad\.json: the model manifest is refused: "noise_strength" must be a number from 0 to 1/.test(e.message));
   });
 
+  it('a model whose pixel head reads the noise (manifest head_noise) gets seeded, tile-consistent noise even at noise_strength 0', async () => {
+    const dir = tmpDir();
+    writeIdentityModel(dir, 'id-head', { noiseGain: 0.05, manifest: { noise_strength: 0, head_noise: true } });
+    writeIdentityModel(dir, 'id-head-bad', { noiseGain: 0.05, manifest: { noise_strength: 0, head_noise: 'yes' } });
+    const reg = new ModelRegistry(dir, path.join(dir, 'u'));
+    const ids = await getSession(await reg.load('id-head'), 'cpu', 1);
+    const w = 40, h = 24;
+    const px = photoPixels(w, h, 8);
+    const go = async (seed: number, tile = 32) => {
+      const sink = new Collect(w * 4, h * 4);
+      await runTiles({ session: ids, pixels: px, width: w, height: h, channels: 3, seed, tile, overlap: 8, sink });
+      return sink.img;
+    };
+    const a = await go(1);
+    let moved = 0;
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) if (Math.abs(a[((y * 4) * w * 4 + x * 4) * 3] - px[(y * w + x) * 3] / 255) > 1e-3) moved++;
+    assert.ok(moved > (w * h) / 2, `${moved} pixels moved by the noise`);
+    assert.deepEqual(a, await go(1), 'same seed, same output');
+    assert.notDeepEqual(a, await go(2), 'another seed, another draw');
+    const whole = await go(1, 128);
+    let max = 0;
+    for (let i = 0; i < whole.length; i++) max = Math.max(max, Math.abs(whole[i] - a[i]));
+    assert.ok(max < 1e-5, `tiled and whole agree, max |diff| ${max}`);
+    await assert.rejects(reg.load('id-head-bad'), (e: DuoscaleError) => /id-head-bad\.json: the model manifest is refused: "head_noise" must be true or false/.test(e.message));
+  });
+
   it('a model with repair noise (manifest restore.noise_strength) gets zeros at restore 0 and seeded, tile-consistent noise once repair is on', async () => {
     const dir = tmpDir();
     // restoreGain 0: the restore input itself changes nothing, so any difference is the fed noise.

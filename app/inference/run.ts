@@ -98,11 +98,12 @@ export async function runTile(ms: ModelSession, lr: Float32Array, tile: Tile, se
   if (ms.restoreName) feeds[ms.restoreName] = new ort.Tensor('float32', Float32Array.of(restore ?? 0), [1]);
   if (ms.noiseName) {
     // A deterministic model (noise_strength 0) multiplies its noise by zero: feed zeros, skip the
-    // draw. A model with repair noise (restore.noise_strength) draws it once repair is on, keyed by
-    // the seed and the pixel position like any stochastic model, so tiles agree where they overlap.
+    // draw. A model with repair noise (restore.noise_strength) draws it once repair is on, and one
+    // whose pixel head reads the noise (head_noise) always does, keyed by the seed and the pixel
+    // position like any stochastic model, so tiles agree where they overlap.
     const m = ms.model.manifest;
     const repairNoise = ms.restoreName !== null && (restore ?? 0) > 0 && (m.restore?.noise_strength ?? 0) > 0;
-    const noise = m.noise_strength === 0 && !repairNoise
+    const noise = m.noise_strength === 0 && !repairNoise && m.head_noise !== true
       ? zeroNoise(ms.noiseChannels * tile.padW * tile.padH, bufs?.noise ?? undefined)
       : noiseWindow(seed, ms.noiseChannels, tile.x, tile.y, tile.padW, tile.padH, bufs?.noise ?? undefined);
     feeds[ms.noiseName] = new ort.Tensor('float32', noise, [1, ms.noiseChannels, tile.padH, tile.padW]);

@@ -33,6 +33,12 @@ export interface ManifestFormat1 {
    * from the noise input). Absent or 0: at noise_strength 0 the output never depends on the noise.
    */
   restore?: { input: string; shape?: string[]; range: [number, number]; meaning?: string; noise_strength?: number };
+  /**
+   * true: the model's full-resolution pixel head reads the noise input itself and draws texture
+   * from it at any noise_strength, so the engine always draws the noise (seeded, by pixel
+   * position) and the output depends on the seed. Absent or false: noise_strength alone decides.
+   */
+  head_noise?: boolean;
   output: { name: string; shape: string[] };
   pad_multiple: number;
   tile: { size: number; overlap: number };
@@ -65,6 +71,7 @@ const CHECKS: [string, Check][] = [
   ['noise_shape', (m) => (isObj(m.noise_shape) && isInt(m.noise_shape.channels, 0) ? null : 'must give {channels, height, width}; channels an integer >= 0')],
   ['noise_shape.height', (m) => (!isObj(m.noise_shape) || m.noise_shape.channels === 0 || m.noise_shape.height === 'H' ? null : 'only "H" (same size as the lr input) is supported')],
   ['noise_shape.width', (m) => (!isObj(m.noise_shape) || m.noise_shape.channels === 0 || m.noise_shape.width === 'W' ? null : 'only "W" (same size as the lr input) is supported')],
+  ['head_noise', (m) => (m.head_noise === undefined || typeof m.head_noise === 'boolean' ? null : 'must be true or false when present')],
   ['noise_strength', (m) => (m.noise_strength === undefined || (typeof m.noise_strength === 'number' && m.noise_strength >= 0 && m.noise_strength <= 1) ? null : 'must be a number from 0 to 1 when present')],
   ['restore', (m) => (m.restore === undefined || (isObj(m.restore) && typeof m.restore.input === 'string' && m.restore.input.length > 0
     && Array.isArray(m.restore.range) && m.restore.range[0] === 0 && m.restore.range[1] === 1

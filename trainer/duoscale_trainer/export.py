@@ -129,6 +129,12 @@ class SRPipeline(nn.Module):
         return int(self.codec.latent_channels)
 
     @property
+    def head_noise(self) -> bool:
+        """The net's pixel head reads the noise input (model.pixel_head_noise): the output depends
+        on it at any prior-noise strength, so the manifest asks the engine to draw it."""
+        return bool(getattr(self.net, "pixel_head_noise", False))
+
+    @property
     def pad_multiple(self) -> int:
         pm = int(getattr(self.net, "pad_multiple", 1))
         return max(pm, int(getattr(self.codec, "pad_multiple", 1)), 1)
@@ -362,6 +368,8 @@ def build_manifest(name: str, onnx_file: str, sha: str, pipeline: SRPipeline, pr
         # how strongly the graph scales the noise input (already applied inside it): 1 = the
         # method's prior, 0 = deterministic (the noise input is then ignored)
         "noise_strength": pipeline.noise_strength,
+        # the pixel head draws texture from the noise input itself: draw it whatever the strength
+        **({"head_noise": True} if pipeline.head_noise else {}),
         "output": {"name": "hr", "shape": ["1", "3", "4*H", "4*W"], "range": [0, 1]},
         "pad_multiple": pipeline.pad_multiple,
         "tile": {"size": int(meta.tile_size), "overlap": int(meta.tile_overlap)},
@@ -407,8 +415,11 @@ def build_card(manifest: dict, meta: ExportMeta, parity: list[dict], tol: float)
         f"| pad multiple / tile / overlap (LR px) | {manifest['pad_multiple']} / "
         f"{manifest['tile']['size']} / {manifest['tile']['overlap']} |",
         f"| prior noise strength (inside the graph) | {manifest.get('noise_strength', 1.0):g}"
-        + (" (deterministic: the noise input is ignored)" if manifest.get("noise_strength", 1.0) == 0 else "")
+        + (" (deterministic: the noise input is ignored)"
+           if manifest.get("noise_strength", 1.0) == 0 and not manifest.get("head_noise") else "")
         + " |",
+        *(["| pixel head reads the noise | yes: it draws fine texture from the noise input, so the "
+           "output depends on the seed |"] if manifest.get("head_noise") else []),
         f"| experimental | {'yes' if manifest['experimental'] else 'no'} |",
         f"| restore input | {'yes: `restore` [1], 0 = clean downscale, 1 = damaged photo' if 'restore' in manifest else 'no'} |",
         *([f"| repair noise (prior-noise strength added at restore 1) | "

@@ -183,7 +183,7 @@ def test_a_student_with_a_pixel_head_exports_and_matches(tmp_path):
     for name, head, noise in (("h-x4", 4, False), ("p-x4", 0, False), ("n-x4", 4, True)):
         ck = make_checkpoint(tmp_path / f"{name}.pt", restore=True, head=head, head_noise=noise)
         rc, events = run_cli(["export", ck, "--out", tmp_path / "m", "--name", name, "--tile", "64",
-                              "--overlap", "8"])
+                              "--overlap", "8", *(["--noise-strength", "0"] if noise else [])])
         assert rc == 0, events[-1]
     man = json.loads((tmp_path / "m" / "h-x4.json").read_text())
     rows = man["export"]["parity"]
@@ -191,6 +191,9 @@ def test_a_student_with_a_pixel_head_exports_and_matches(tmp_path):
     assert man["params"] > json.loads((tmp_path / "m" / "p-x4.json").read_text())["params"]
     nman = json.loads((tmp_path / "m" / "n-x4.json").read_text())
     assert max(r["max_abs_diff"] for r in nman["export"]["parity"]) < 1e-3
+    assert nman["noise_strength"] == 0 and nman["head_noise"] is True and "head_noise" not in man
+    card = (tmp_path / "m" / "n-x4.md").read_text()
+    assert "pixel head reads the noise | yes" in card and "noise input is ignored" not in card
     sess = ort.InferenceSession(str(tmp_path / "m" / "n-x4.onnx"), providers=["CPUExecutionProvider"])
     names = [i.name for i in sess.get_inputs()]
     feed = {names[0]: np.random.rand(1, 3, 16, 16).astype(np.float32)}
