@@ -116,6 +116,8 @@ class StudentConfig:
     texture_window: int = 32          # its window, HR pixels per side (the 2x-pooled scale uses half)
     texture_deblock: bool = False     # w_texture on luma without its 4-px period, plus a charge on any
                                       # 4-px grid beyond the HR crop's (as detail_deblock)
+    texture_chroma: bool = False      # w_texture also matches the patches of B - Y and R - Y, so coloured
+                                      # grain is charged where the HR crop's colour is smooth
     w_colour: float = 0.0             # Real-ESRGAN rows only: L1 between per-channel crop means of the
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     colour_cell: int = 0              # w_colour's area: 0 = the whole crop, N = N x N HR-pixel cells
@@ -404,7 +406,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 

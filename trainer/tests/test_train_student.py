@@ -277,7 +277,7 @@ def test_texture_term_asks_for_the_kind_of_detail_not_the_same_pixels():
     copy of the crop itself, where the MSE says the opposite; a step down its gradient sharpens a
     blurred crop; masked rows neither count nor receive gradient."""
     import torch.nn.functional as F
-    from duoscale_trainer.train.student import gradient_energy, texture_loss
+    from duoscale_trainer.train.student import chroma01, gradient_energy, texture_loss
 
     def texture(seed):
         g = torch.Generator().manual_seed(seed)
@@ -313,6 +313,27 @@ def test_texture_term_asks_for_the_kind_of_detail_not_the_same_pixels():
     assert tex_db(hr).item() < 1e-6
     assert tex_db(dots) > tex_db(blurred) + 0.05
     assert tex_db(other) < 0.5 * tex_db(blurred)
+    # coloured grain that leaves luma as it was, on a grey texture: the luma term cannot see it, the
+    # chroma one charges it (on top of the luma part) and steps down its gradient take it out
+    grey = hr.mean(dim=1, keepdim=True).expand(-1, 3, -1, -1)
+    n = 0.2 * torch.randn((2, 1, 64, 64), generator=torch.Generator().manual_seed(7))
+    speckle = grey + torch.cat([n, -n * 0.299 / 0.587, torch.zeros_like(n)], dim=1)
+
+    def tex_c(x, ref=grey):
+        return texture_loss(x, ref, both, torch.Generator().manual_seed(5), chroma=True)
+
+    def tex_y(x, ref=grey):
+        return texture_loss(x, ref, both, torch.Generator().manual_seed(5))
+
+    assert tex_y(speckle).item() < 1e-5 and tex_c(grey).item() < 1e-7
+    assert tex_c(speckle) > 0.02 and tex_c(other, hr) >= tex(other)
+    stepped = speckle.clone()
+    for _ in range(10):
+        x = stepped.clone().requires_grad_()
+        tex_c(x).backward()
+        stepped = stepped - 0.05 * x.grad / x.grad.abs().max()
+    grain = [sum((a - b).std() for a, b in zip(chroma01(im), chroma01(grey))) for im in (speckle, stepped)]
+    assert grain[1] < 0.7 * grain[0]
 
 
 def test_artefact_term_charges_erratic_residuals_the_ema_does_not_share():

@@ -91,6 +91,14 @@ def luma01(img: Tensor) -> Tensor:
     return x[:, 0:1] * LUMA[0] + x[:, 1:2] * LUMA[1] + x[:, 2:3] * LUMA[2]
 
 
+def chroma01(img: Tensor) -> tuple[Tensor, Tensor]:
+    """(B - Y, R - Y) of a [-1, 1] image on the 0-1 scale, unscaled colour differences: the two
+    directions in which a change leaves luma01 as it was."""
+    x = (img.float() + 1.0) * 0.5
+    y = luma01(img)
+    return x[:, 2:3] - y, x[:, 0:1] - y
+
+
 def block_spectrum(y: Tensor, period: int = BLOCK) -> tuple[Tensor, Tensor]:
     """(y without its period-``period`` component, the amplitude of that component per frequency).
 
@@ -184,7 +192,7 @@ def _windows(x: Tensor, win: int) -> Tensor:
 
 def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generator | None = None,
                  window: int = TEXTURE_WINDOW, patch: int = TEXTURE_PATCH, scales: int = TEXTURE_SCALES,
-                 projections: int = TEXTURE_PROJECTIONS, deblock: bool = False) -> Tensor:
+                 projections: int = TEXTURE_PROJECTIONS, deblock: bool = False, chroma: bool = False) -> Tensor:
     """A sliced Wasserstein distance between the luma patches of ``out`` and of ``hr``, window by
     window, averaged over the masked rows (0-1 luma scale).
 
@@ -200,12 +208,19 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
     deblock: the patches are taken from luma without its period-4 component, and any period-4
     amplitude the output has beyond the HR crop's is charged on top, as ``detail_loss`` does. Without
     it a run met the term with a lattice of 4-px dots, which matched a star field's patches
-    (docs/MODELS.md, "A texture term")."""
+    (docs/MODELS.md, "A texture term").
+
+    chroma: the two colour differences (chroma01) are matched the same way, with the same
+    directions, and added on top, so coloured grain on a crop whose colour is smooth is charged;
+    the luma part alone cannot see it (docs/MODELS.md, "A pixel head")."""
     y_out, y_hr = luma01(out), luma01(hr)
-    per = y_out.new_zeros(y_out.shape[0])
     grid = None
     if deblock:
         y_out, y_hr, grid = deblock_pair(y_out, y_hr)
+    if chroma:              # luma, then B - Y and R - Y, as extra rows of one batch
+        c_out, c_hr = chroma01(out), chroma01(hr)
+        y_out, y_hr = torch.cat([y_out, *c_out]), torch.cat([y_hr, *c_hr])
+    per = y_out.new_zeros(y_out.shape[0])
     for level in range(scales):
         if level:
             y_out, y_hr = F.avg_pool2d(y_out, 2), F.avg_pool2d(y_hr, 2)
@@ -215,7 +230,7 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
         proj = [_windows(_project_centred_patches(y, dirs), win) for y in (y_out, y_hr)]
         a, b = (p.sort(dim=-1).values for p in proj)
         per = per + (a - b).abs().flatten(1).mean(dim=1)
-    per = per / scales
+    per = per.view(-1, out.shape[0]).sum(dim=0) / scales
     if grid is not None:
         per = per + grid
     return _masked_mean(per, mask)
@@ -549,7 +564,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     loss_s = loss_s + s.w_detail * l
                     out["detail"] = l.detach()
                 if s.w_texture > 0:                                                # Real-ESRGAN rows
-                    l = texture_loss(hr_hat, hr, real.float(), g, window=s.texture_window, deblock=s.texture_deblock)
+                    l = texture_loss(hr_hat, hr, real.float(), g, window=s.texture_window, deblock=s.texture_deblock,
+                                     chroma=s.texture_chroma)
                     loss_s = loss_s + s.w_texture * l
                     out["texture"] = l.detach()
                 if s.w_colour > 0:
