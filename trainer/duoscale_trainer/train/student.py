@@ -92,8 +92,8 @@ def luma01(img: Tensor) -> Tensor:
 
 
 def chroma01(img: Tensor) -> tuple[Tensor, Tensor]:
-    """(B - Y, R - Y) of a [-1, 1] image on the 0-1 scale, unscaled colour differences: the two
-    directions in which a change leaves luma01 as it was."""
+    """(B - Y, R - Y) of a [-1, 1] image on the 0-1 scale: the unscaled colour differences, which
+    with luma01's Y give back R, G and B."""
     x = (img.float() + 1.0) * 0.5
     y = luma01(img)
     return x[:, 2:3] - y, x[:, 0:1] - y
@@ -211,7 +211,7 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
     (docs/MODELS.md, "A texture term").
 
     chroma: the two colour differences (chroma01) are matched the same way, with the same
-    directions, and added on top, so coloured grain on a crop whose colour is smooth is charged;
+    directions (not deblocked: the 4-px charge is luma's), and added on top, so coloured grain on a crop whose colour is smooth is charged;
     the luma part alone cannot see it (docs/MODELS.md, "A pixel head")."""
     y_out, y_hr = luma01(out), luma01(hr)
     grid = None
