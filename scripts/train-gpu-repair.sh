@@ -60,6 +60,8 @@
 # teacher's features").
 # Stop 24 (CPU only): a texture term without a D (r-tex30d) raised the (b) sharpness to 0.57 with no
 # 4-px grid (excess 0.10) but a crumpled texture; not a default (docs/MODELS.md "A texture term").
+# Stop 26 (CPU only): a gated noise pixel head (r-hg10, r-hg20) drew lattice-free grain, but
+# everywhere or nowhere; not a default (docs/MODELS.md "A pixel head").
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -123,6 +125,13 @@ flags() {  # what each variant changes
     # settings (docs/MODELS.md, "A texture term")
     r-tex30d) echo --set student.hr_adv=false --set student.w_colour=0.1 --set student.channel_perm=0.5 \
                    --set student.w_texture=30 --set student.texture_deblock=true ;;
+    # no D: a pixel head with its own noise, behind a gate the UNet's features predict, trained
+    # alone (the UNet stays the shipped one) under the texture term. On the CPU's 64 px crops the
+    # gate opened everywhere at 20-30 and shut everywhere at 10; 256 px crops put flat and textured
+    # windows in one crop (docs/MODELS.md, "A pixel head"). Its export needs the app's head_noise.
+    r-hg10|r-hg20) echo --set student.hr_adv=false --set student.w_colour=0.1 --set model.pixel_head=16 \
+                        --set model.pixel_head_noise=true --set model.pixel_head_gate=true \
+                        --set student.head_only=true --set student.w_texture="${1#r-hg}" ;;
     *) echo "unknown variant $1" >&2; return 1 ;;
   esac
 }
