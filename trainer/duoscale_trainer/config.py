@@ -410,14 +410,19 @@ RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weight
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
+# The pixel head's settings (nets/unet.py PixelHead): its channel count, then its optional inputs.
+# The net's config() and the student's build read them by this tuple, and a fine-tune keeps them.
+HEAD_KEYS = ("pixel_head", "pixel_head_noise", "pixel_head_features", "pixel_head_gate")
+
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
                      "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max", "disc_phase",
-                     "pixel_head", "pixel_head_noise", "pixel_head_features", "pixel_head_gate")
+                     *HEAD_KEYS)
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
     """Copy RECIPE_KEYS from a student checkpoint's config into cfg, except keys in `explicit`
-    (section.key as given on the command line). Returns what changed."""
+    (section.key as given on the command line). Returns what changed; the caller validates the
+    merged config (cli.run_training)."""
     st = (init_config or {}).get("student") or {}
     changed = {}
     for k in RECIPE_KEYS:
@@ -432,7 +437,6 @@ def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) ->
         if v is not None and f"model.{k}" not in explicit and v != getattr(cfg.model, k):
             changed[f"model.{k}"] = v
     apply_overrides(cfg, changed)
-    validate(cfg)
     return changed
 
 
@@ -521,7 +525,7 @@ def validate(cfg: Config) -> None:
     if cfg.model.pixel_head and (cfg.model.codec != "s2d" or not cfg.model.residual):
         raise ValueError("model.pixel_head works on the S2D residual net; it needs model.codec=s2d and "
                          "model.residual=true")
-    for key in ("pixel_head_noise", "pixel_head_features", "pixel_head_gate"):
+    for key in HEAD_KEYS[1:]:
         if getattr(cfg.model, key) and not cfg.model.pixel_head:
             raise ValueError(f"model.{key} is an input of the pixel head, and model.pixel_head is 0; "
                              "set model.pixel_head (e.g. 16) too")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..codec import upsample4
+from ..config import HEAD_KEYS
 
 
 def norm_groups(ch: int) -> int:
@@ -136,8 +137,6 @@ class Upsample(nn.Module):
 
 HEAD_FEATURES = 4     # channels of UNet features the pixel head reads (pixel_head_features)
 GATE_GAIN = 10.0      # the noise gate's logit gain: with Adam, its 1x1 conv learns 10x faster
-HEAD_KEYS = ("pixel_head", "pixel_head_noise", "pixel_head_features",    # the head's part of config()
-             "pixel_head_gate")
 
 
 class PixelHead(nn.Module):

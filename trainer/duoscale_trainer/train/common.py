@@ -682,7 +682,7 @@ def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | 
                    restore_gain: float = 1.0, head: dict | None = None) -> nn.Module:
     """The `which` network of a checkpoint. restore_cond=True builds it with the restore input
     even when the checkpoint's net has none (the new embedding starts at zero); head (the
-    nets.unet.HEAD_KEYS settings) likewise adds a full-resolution head, starting as a no-op, to a
+    config.HEAD_KEYS settings) likewise adds a full-resolution head, starting as a no-op, to a
     net that has none, and a noise gate, starting at a gain of 1, to a noise head that has none."""
     from ..nets.unet import load_weights, unet_from_config
 

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import protocol
-from ..config import Config, StudentConfig, losses_on
+from ..config import HEAD_KEYS, Config, StudentConfig, losses_on
 from . import common as C
 
 log = logging.getLogger("duoscale")
@@ -211,8 +211,9 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
     (docs/MODELS.md, "A texture term").
 
     chroma: the two colour differences (chroma01) are matched the same way, with the same
-    directions (not deblocked: the 4-px charge is luma's), and added on top, so coloured grain on a crop whose colour is smooth is charged;
-    the luma part alone cannot see it (docs/MODELS.md, "A pixel head")."""
+    directions (not deblocked: the 4-px charge is luma's), and added on top, so coloured grain on
+    a crop whose colour is smooth is charged; the luma part alone cannot see it (docs/MODELS.md,
+    "A pixel head")."""
     y_out, y_hr = luma01(out), luma01(hr)
     grid = None
     if deblock:
@@ -311,7 +312,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
     from ..diffusion import ResShift, Schedule
     from ..nets.discriminator import build_discriminator, build_teacher_discriminator, diffaugment
     from ..nets.downsampler import build_downsampler
-    from ..nets.unet import HEAD_KEYS, count_params
+    from ..nets.unet import count_params
 
     s = cfg.student
     src = _teacher_source(cfg, resume)
