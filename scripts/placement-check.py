@@ -10,6 +10,7 @@ predictors of that map on train crops and scores them on the val crops exactly a
 
 - ``features, 1x1``: a ridge fit on the UNet's last features (what a 1x1 gate reads);
 - ``features, 3 convs``: three convs (3x3, 3x3, 1x1) on those features, Adam on the train crops;
+- ``LR pixels, 6 convs``: five 3x3 convs and a 1x1 on the LR itself (a 45 HR px field), Adam;
 - ``output + LR gradient``: a ridge fit on the local gradient of the output and of the bicubic
   enlarged LR (and their logs): what a hand-made placement rule could read;
 - ``HR gradient (oracle)``: the local HR gradient itself, which no model has at inference.
@@ -20,7 +21,8 @@ in the 30 % of cells the predictor ranks highest (uniform placement: 30 %).
     cd trainer && python3 ../scripts/placement-check.py PHOTOS ../resources/models/duoscale-general-x4.ckpt.pt
 
 PHOTOS: the photo set (train/ and val/). Train crops: 3 grid crops per train photo, seed 777;
-val: 27 centre crops, seed 1234, r = 1. About 6 minutes on 2 cores.
+val: 27 centre crops, seed 1234, r = 1. About 6 minutes on 2 cores. ``--degradation bicubic`` asks
+the same of clean downscales (r = 0), where the LR still shows the texture.
 
 With ``--fit-gate OUT.pt`` the checkpoint must have a gated noise head (model.pixel_head_gate): the
 check then fits that gate (a 1x1 conv, gain = 2 sigmoid(10 (w.f + b))) to the missing detail of the
@@ -52,7 +54,7 @@ def local_gradient(img: torch.Tensor) -> torch.Tensor:
     return F.avg_pool2d(F.avg_pool2d(g, 4), 3, 1, 1, count_include_pad=False)
 
 
-def run_model(pipe: SRPipeline, lrs: list[np.ndarray], batch: int = 8):
+def run_model(pipe: SRPipeline, lrs: list[np.ndarray], restore: float = 1.0, batch: int = 8):
     """-> (outputs [N,3,H,W] 0-1 on 8-bit levels, the UNet's last features [N,C,H/4,W/4])."""
     feats: list[torch.Tensor] = []
     hook = pipe.net.out.register_forward_hook(lambda m, inp, out: feats.append(inp[0].detach()))
@@ -61,19 +63,19 @@ def run_model(pipe: SRPipeline, lrs: list[np.ndarray], batch: int = 8):
         for i in range(0, len(lrs), batch):
             lr = torch.from_numpy(np.stack(lrs[i:i + batch])).permute(0, 3, 1, 2).float()
             noise = torch.zeros(lr.shape[0], pipe.latent_channels, lr.shape[2], lr.shape[3])
-            out = pipe(lr, noise, torch.ones(1))
+            out = pipe(lr, noise, torch.full((1,), restore))
             outs.append(torch.round(out.clamp(0, 1) * 255) / 255)
     hook.remove()
     return torch.cat(outs), torch.cat(feats)
 
 
-def prepare(pipe, hr_list, lr_list):
+def prepare(pipe, hr_list, lr_list, restore: float = 1.0):
     hr = torch.from_numpy(np.stack(hr_list)).permute(0, 3, 1, 2).float()
     lr = torch.from_numpy(np.stack(lr_list)).permute(0, 3, 1, 2).float()
-    out, feats = run_model(pipe, lr_list)
+    out, feats = run_model(pipe, lr_list, restore)
     up = F.interpolate(lr, scale_factor=4, mode="bicubic", align_corners=False).clamp(0, 1)
     g_hr, g_out, g_up = local_gradient(hr), local_gradient(out), local_gradient(up)
-    return {"missing": g_hr - g_out, "feats": feats, "g_hr": g_hr, "g_out": g_out, "g_up": g_up}
+    return {"missing": g_hr - g_out, "feats": feats, "lr": lr, "g_hr": g_hr, "g_out": g_out, "g_up": g_up}
 
 
 def ridge(x: torch.Tensor, y: torch.Tensor, lam: float = 1e-3) -> torch.Tensor:
@@ -106,14 +108,18 @@ def score(pred: torch.Tensor, missing: torch.Tensor) -> tuple[float, float]:
     return r2, float(pos[top].sum() / pos.sum())
 
 
-def conv_fit(train, val, steps: int, seed: int = 0) -> torch.Tensor:
+def conv_fit(train, val, steps: int, key: str = "feats", depth: int = 2, seed: int = 0) -> torch.Tensor:
+    """depth 3x3 convs of 32 channels and a 1x1, on train[key] (standardised), fitted to the missing
+    detail by Adam; returns the prediction for val."""
     torch.manual_seed(seed)
-    c = train["feats"].shape[1]
-    net = nn.Sequential(nn.Conv2d(c, 32, 3, padding=1), nn.SiLU(), nn.Conv2d(32, 32, 3, padding=1), nn.SiLU(),
-                        nn.Conv2d(32, 1, 1))
+    layers, c = [], train[key].shape[1]
+    for _ in range(depth):
+        layers += [nn.Conv2d(c, 32, 3, padding=1), nn.SiLU()]
+        c = 32
+    net = nn.Sequential(*layers, nn.Conv2d(32, 1, 1))
     opt = torch.optim.Adam(net.parameters(), 2e-3)
-    mu, sd = train["feats"].mean((0, 2, 3), keepdim=True), train["feats"].std((0, 2, 3), keepdim=True) + 1e-6
-    x, y = (train["feats"] - mu) / sd, train["missing"]
+    mu, sd = train[key].mean((0, 2, 3), keepdim=True), train[key].std((0, 2, 3), keepdim=True) + 1e-6
+    x, y = (train[key] - mu) / sd, train["missing"]
     gen = torch.Generator().manual_seed(seed)
     for i in range(steps):
         idx = torch.randint(0, len(x), (32,), generator=gen)
@@ -122,7 +128,7 @@ def conv_fit(train, val, steps: int, seed: int = 0) -> torch.Tensor:
         loss.backward()
         opt.step()
     with torch.no_grad():
-        return net((val["feats"] - mu) / sd)
+        return net((val[key] - mu) / sd)
 
 
 def fit_gate(net, train, val, steps: int, out_path: str, checkpoint: str, match_spread: bool = False) -> None:
@@ -189,6 +195,8 @@ def main() -> None:
     ap.add_argument("checkpoint")
     ap.add_argument("--per-photo", type=int, default=3, help="train grid crops per photo (default 3)")
     ap.add_argument("--conv-steps", type=int, default=800)
+    ap.add_argument("--degradation", choices=("realesrgan", "bicubic"), default="realesrgan",
+                    help="(b), with the restore input at 1 (default), or (a), with it at 0")
     ap.add_argument("--fit-gate", metavar="OUT.pt", help="fit the checkpoint's noise gate to the missing detail")
     ap.add_argument("--match-spread", action="store_true",
                     help="with --fit-gate: keep the fit's ranking, stretched to the trained gate's 5-95 %% range")
@@ -196,10 +204,11 @@ def main() -> None:
     torch.manual_seed(0)
     net, codec, sched, cfg = load_for_inference(args.checkpoint, which="student", ema=True)
     pipe = SRPipeline(net, codec, sched, steps=1, noise_strength=checkpoint_noise_strength(cfg)).eval()
-    tr = FixedPairs(f"{args.photos}/train", hr_size=256, scale=4, degradation="realesrgan", seed=777,
+    tr = FixedPairs(f"{args.photos}/train", hr_size=256, scale=4, degradation=args.degradation, seed=777,
                     crops_per_image=args.per_photo)
-    va = E.make_pairs(f"{args.photos}/val", 256, "realesrgan", 1234, None)
-    train, val = prepare(pipe, tr.hr, tr.lr), prepare(pipe, va.hr, va.lr)
+    va = E.make_pairs(f"{args.photos}/val", 256, args.degradation, 1234, None)
+    r = 1.0 if args.degradation == "realesrgan" else 0.0
+    train, val = prepare(pipe, tr.hr, tr.lr, r), prepare(pipe, va.hr, va.lr, r)
     n_tr, n_va = len(tr.hr), len(va.hr)
     print(f"train: {n_tr} crops, val: {n_va} crops; cells of 4x4 HR px, smoothed over 3x3 cells")
     for name, d in (("train", train), ("val", val)):
@@ -212,13 +221,14 @@ def main() -> None:
     f_tr, f_va = (cells(train["feats"]) - mu) / sd, (cells(val["feats"]) - mu) / sd
     rows = [("features, 1x1", apply(ridge(f_tr, cells(train["missing"])[:, 0]), f_va))]
     rows.append(("features, 3 convs", conv_fit(train, val, args.conv_steps)))
+    rows.append(("LR pixels, 6 convs", conv_fit(train, val, args.conv_steps, "lr", 5)))
     h_tr, h_va = hand_features(train), hand_features(val)
     hm, hs = h_tr.mean(0), h_tr.std(0) + 1e-6
     rows.append(("output + LR gradient", apply(ridge((h_tr - hm) / hs, cells(train["missing"])[:, 0]), (h_va - hm) / hs)))
     o_tr, o_va = cells(train["g_hr"]), cells(val["g_hr"])
     rows.append(("HR gradient (oracle)", apply(ridge(o_tr, cells(train["missing"])[:, 0]), o_va)))
     rows.append(("uniform", torch.rand(val["missing"].numel())))
-    print(f"\nval, {n_va} crops under (b): predictor | R^2 | share of the missing detail in its top {TOP:.0%} of cells")
+    print(f"\nval, {n_va} crops under {'(b)' if r else '(a)'}: predictor | R^2 | share of the missing detail in its top {TOP:.0%} of cells")
     for name, pred in rows:
         r2, share = score(pred, val["missing"])
         print(f"| {name} | {r2:.2f} | {share:.0%} |")

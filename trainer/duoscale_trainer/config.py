@@ -118,6 +118,11 @@ class StudentConfig:
                                       # 4-px grid beyond the HR crop's (as detail_deblock)
     texture_chroma: bool = False      # w_texture also matches the patches of B - Y and R - Y, so coloured
                                       # grain is charged where the HR crop's colour is smooth
+    w_gate_flat: float = 0.0          # Real-ESRGAN rows only: the mean gain of the pixel head's noise gate
+                                      # (model.pixel_head_gate) on the latent cells where the HR crop is
+                                      # flat, so the gate learns to shut there (MODELS.md, stop 27)
+    gate_flat_level: float = 1.0      # "flat": the cell's local luma gradient (BT.601, 0-255 per px,
+                                      # 4x4 px averaged over 3x3 cells) is below this
     w_colour: float = 0.0             # Real-ESRGAN rows only: L1 between per-channel crop means of the
                                       # output and of the HR crop, in 8-bit levels (undoes clipped noise)
     colour_cell: int = 0              # w_colour's area: 0 = the whole crop, N = N x N HR-pixel cells
@@ -406,7 +411,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_gate_flat", "gate_flat_level", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -532,6 +537,11 @@ def validate(cfg: Config) -> None:
     if cfg.model.pixel_head_gate and not cfg.model.pixel_head_noise:
         raise ValueError("model.pixel_head_gate scales the noise the pixel head reads, and "
                          "model.pixel_head_noise is false; set it too or drop the gate")
+    if s.w_gate_flat and not cfg.model.pixel_head_gate:
+        raise ValueError("student.w_gate_flat charges the pixel head's noise gate where the HR is flat, and "
+                         "model.pixel_head_gate is false; set it (with pixel_head_noise) or drop w_gate_flat")
+    if not s.gate_flat_level > 0:
+        raise ValueError(f"config student.gate_flat_level={s.gate_flat_level}: must be positive (8-bit luma levels per px)")
     if s.head_only and not cfg.model.pixel_head:
         raise ValueError("student.head_only trains only the pixel head, and model.pixel_head is 0; "
                          "set model.pixel_head (e.g. 16) or drop head_only")
@@ -539,7 +549,7 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"config student.texture_window={s.texture_window}: must be at least 8 (HR pixels)")
     if s.artefact_ksize < 3 or s.artefact_ksize % 2 == 0:
         raise ValueError(f"config student.artefact_ksize={s.artefact_ksize}: must be odd and at least 3")
-    for key in ("w_detail", "w_texture", "w_colour", "w_anchor", "w_artefact"):
+    for key in ("w_detail", "w_texture", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

@@ -830,8 +830,10 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
     tune = tmp_path / "tune"
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tune, "--steps", 1,
                           "--teacher", t_ck, "--init", out / "checkpoints" / "last.pt",
-                          "--set", "model.pixel_head_gate=true", "--set", "run.sample_every=100"])
+                          "--set", "model.pixel_head_gate=true", "--set", "student.w_gate_flat=1",
+                          "--set", "run.sample_every=100", "--set", "run.log_every=1"])
     assert rc == 0, events[-1]
+    assert len(losses_of(events, "gate_flat")) == 1     # the gate's charge on flat cells is in the loss
     model = json.loads((tune / "config.json").read_text())["model"]
     assert model["pixel_head"] == 4 and model["pixel_head_noise"] is True and model["pixel_head_features"] is True
     assert model["pixel_head_gate"] is True
@@ -842,3 +844,34 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
                           "--steps", 1, "--teacher", t_ck, "--set", "student.head_only=true"])
     assert rc != 0 and "model.pixel_head is 0" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2",
+                          "--steps", 1, "--teacher", t_ck, "--init", out / "checkpoints" / "last.pt",
+                          "--set", "student.w_gate_flat=1"])
+    assert rc != 0 and "model.pixel_head_gate is false" in json.dumps(events)
+
+
+def test_gate_flat_charges_the_gain_on_flat_cells_only():
+    """student.w_gate_flat: the mean gate gain over the latent cells where the HR is flat. Gain on
+    the textured half costs nothing, gain on the flat half costs its mean, and its gradient reaches
+    the gate's conv through a real pixel head."""
+    from duoscale_trainer.nets.unet import PixelHead
+    from duoscale_trainer.train.student import gate_flat_loss, local_luma_gradient
+
+    g = torch.Generator().manual_seed(0)
+    hr = torch.zeros(2, 3, 32, 32)
+    hr[..., :, 16:] = torch.sign(torch.randn(2, 1, 32, 16, generator=g)) * 0.3   # textured right half
+    local = local_luma_gradient(hr)
+    assert local.shape == (2, 1, 8, 8) and local[..., :2].max() < 1e-3 and local[..., 5:].min() > 20
+    rows = torch.ones(2)
+    gain = torch.ones(2, 1, 8, 8)
+    gain[..., 4:] = 2.0
+    assert abs(float(gate_flat_loss(gain, hr, rows, 1.0)) - 1.0) < 1e-6   # the flat cells' gain only
+    gain[..., :4] = 0.25
+    assert abs(float(gate_flat_loss(gain, hr, rows, 1.0)) - 0.25) < 1e-6
+    assert float(gate_flat_loss(gain, hr, torch.zeros(2), 1.0)) == 0.0     # clean rows are not charged
+    head = PixelHead(4, 8, noise=True, gate_ch=6)
+    feats = torch.randn(2, 6, 8, 8, generator=g)
+    img = torch.zeros(2, 3, 32, 32)
+    head(img, img, torch.zeros(2, 8), torch.randn(2, 3, 32, 32, generator=g), feats)
+    gate_flat_loss(head.last_gain, hr, rows, 1.0).backward()
+    assert head.gate.weight.grad.abs().max() > 0

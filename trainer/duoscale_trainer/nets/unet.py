@@ -182,6 +182,7 @@ class PixelHead(nn.Module):
                 noise = torch.zeros_like(img)
             elif self.gate is not None:
                 gain = 2.0 * torch.sigmoid(GATE_GAIN * self.gate(feats))
+                self.last_gain = gain   # B x 1 x h x w at the latent's size, for student.w_gate_flat
                 noise = noise * F.interpolate(gain, scale_factor=4.0, mode="bilinear", align_corners=False)
             parts.append(noise)
         if self.feat is not None:

@@ -237,6 +237,26 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
     return _masked_mean(per, mask)
 
 
+def local_luma_gradient(img: Tensor) -> Tensor:
+    """B x 1 x H/4 x W/4: the mean luma gradient magnitude (BT.601, 0-255 levels per px, central
+    differences) of each 4x4 block (a latent cell), averaged over 3x3 cells; as
+    scripts/placement-check.py maps where detail is missing."""
+    y = F.pad(luma01(img) * 255.0, (1, 1, 1, 1), mode="replicate")
+    g = torch.sqrt(((y[..., 1:-1, 2:] - y[..., 1:-1, :-2]) * 0.5).square()
+                   + ((y[..., 2:, 1:-1] - y[..., :-2, 1:-1]) * 0.5).square() + 1e-8)
+    return F.avg_pool2d(F.avg_pool2d(g, 4), 3, 1, 1, count_include_pad=False)
+
+
+def gate_flat_loss(gain: Tensor, hr: Tensor, mask: Tensor, level: float) -> Tensor:
+    """Mean noise gain over the latent cells whose HR is flat (local luma gradient below `level`),
+    over the rows where mask is 1. The texture term alone taught the gate to give flat cells about
+    half the gain of textured ones (stop 27, placement-check); this asks it to shut there, and the
+    HR crop says where "there" is."""
+    flat = (local_luma_gradient(hr) < level).to(gain.dtype)
+    per = (gain.float() * flat).flatten(1).sum(1) / flat.flatten(1).sum(1).clamp(min=1.0)
+    return _masked_mean(per, mask)
+
+
 def colour_loss(out: Tensor, hr: Tensor, mask: Tensor, cell: int = 0) -> Tensor:
     """L1 between per-channel means of ``out`` and ``hr``, in 8-bit levels, over the masked rows.
 
@@ -521,6 +541,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 # a pixel head with noise gets the raw draw on every row, as the exported pipeline
                 # gives it its noise input whatever the prior-noise strength (nets without one ignore it)
                 x0_hat = student(x_in_scaled, t_T, lr, r, eps)
+                gain = student.head.last_gain if s.w_gate_flat > 0 else None   # this call's gate
                 loss_s = x0_hat.new_zeros((), dtype=torch.float32)
                 if anchor is not None and not warm:                                # bicubic-only rows
                     with torch.no_grad():
@@ -569,6 +590,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                                      chroma=s.texture_chroma)
                     loss_s = loss_s + s.w_texture * l
                     out["texture"] = l.detach()
+                if s.w_gate_flat > 0:                                              # Real-ESRGAN rows
+                    l = gate_flat_loss(gain, hr, real.float(), s.gate_flat_level)
+                    loss_s = loss_s + s.w_gate_flat * l
+                    out["gate_flat"] = l.detach()
                 if s.w_colour > 0:
                     l = colour_loss(hr_hat, hr, real.float(), s.colour_cell)
                     loss_s = loss_s + s.w_colour * l
