@@ -29,21 +29,27 @@ def _data(gen: torch.Generator, n: int, c: int = 8):
     return {"feats": feats, "missing": missing, "g_hr": missing + 0.5}
 
 
+def _gated(tmp_path, weight: float):
+    """A net whose pixel head has a gate on feature 7 alone, and a checkpoint (in.pt) holding it."""
+    head = PixelHead(4, 8, noise=True, gate_ch=8)
+    with torch.no_grad():
+        head.gate.weight.zero_()
+        head.gate.weight[0, 7] = weight
+    net = torch.nn.Module()
+    net.head = head
+    state = {f"head.{k}": v.clone() for k, v in head.state_dict().items()}
+    torch.save({"models": {"student": dict(state)}, "ema": {"student": dict(state)}}, tmp_path / "in.pt")
+    return net, head, tmp_path / "in.pt"
+
+
 def test_the_gate_fit_moves_the_grain_to_the_missing_detail_and_keeps_the_amount(tmp_path):
     """A gate planted on the wrong feature is refitted to the one the missing detail follows; the
     mean gain stays, the written checkpoint carries the new gate in both weight sets."""
     mod = load_script("placement-check.py")
     gen = torch.Generator().manual_seed(2)
     train, val = _data(gen, 40), _data(gen, 10)
-    head = PixelHead(4, 8, noise=True, gate_ch=8)
-    with torch.no_grad():
-        head.gate.weight.zero_()
-        head.gate.weight[0, 7] = 0.2          # the trained gate follows feature 7: no placement
-    net = torch.nn.Module()
-    net.head = head
-    state = {f"head.{k}": v.clone() for k, v in head.state_dict().items()}
-    ck_in, ck_out = tmp_path / "in.pt", tmp_path / "out.pt"
-    torch.save({"models": {"student": dict(state)}, "ema": {"student": dict(state)}}, ck_in)
+    net, head, ck_in = _gated(tmp_path, 0.2)    # the trained gate follows feature 7: no placement
+    ck_out = tmp_path / "out.pt"
     mod.fit_gate(net, train, val, 400, str(ck_out), str(ck_in))
     ck = torch.load(ck_out, weights_only=False)
     w, b = ck["ema"]["student"]["head.gate.weight"].view(-1), ck["ema"]["student"]["head.gate.bias"]
@@ -62,14 +68,7 @@ def test_match_spread_stretches_the_fit_to_the_trained_gates_range(tmp_path):
     mod = load_script("placement-check.py")
     gen = torch.Generator().manual_seed(3)
     train, val = _data(gen, 40), _data(gen, 10)
-    head = PixelHead(4, 8, noise=True, gate_ch=8)
-    with torch.no_grad():
-        head.gate.weight.zero_()
-        head.gate.weight[0, 7] = 0.5          # a wide trained gate: gains from near 0 to near 2
-    net = torch.nn.Module()
-    net.head = head
-    state = {f"head.{k}": v.clone() for k, v in head.state_dict().items()}
-    torch.save({"models": {"student": dict(state)}, "ema": {"student": dict(state)}}, tmp_path / "in.pt")
+    net, head, _ = _gated(tmp_path, 0.5)        # a wide trained gate: gains from near 0 to near 2
     mod.fit_gate(net, train, val, 400, str(tmp_path / "out.pt"), str(tmp_path / "in.pt"), match_spread=True)
     ck = torch.load(tmp_path / "out.pt", weights_only=False)["models"]["student"]
     f = mod.cells(train["feats"])
