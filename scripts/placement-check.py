@@ -194,6 +194,7 @@ def main() -> None:
     ap.add_argument("photos")
     ap.add_argument("checkpoint")
     ap.add_argument("--per-photo", type=int, default=3, help="train grid crops per photo (default 3)")
+    ap.add_argument("--crop", type=int, default=256, help="HR crop side, a multiple of 16 (default 256, as eval)")
     ap.add_argument("--conv-steps", type=int, default=800)
     ap.add_argument("--degradation", choices=("realesrgan", "bicubic"), default="realesrgan",
                     help="(b), with the restore input at 1 (default), or (a), with it at 0")
@@ -204,9 +205,11 @@ def main() -> None:
     torch.manual_seed(0)
     net, codec, sched, cfg = load_for_inference(args.checkpoint, which="student", ema=True)
     pipe = SRPipeline(net, codec, sched, steps=1, noise_strength=checkpoint_noise_strength(cfg)).eval()
-    tr = FixedPairs(f"{args.photos}/train", hr_size=256, scale=4, degradation=args.degradation, seed=777,
+    if args.crop % 16:
+        raise SystemExit(f"--crop {args.crop}: must be a multiple of 16 (the latent cells and the net's padding)")
+    tr = FixedPairs(f"{args.photos}/train", hr_size=args.crop, scale=4, degradation=args.degradation, seed=777,
                     crops_per_image=args.per_photo)
-    va = E.make_pairs(f"{args.photos}/val", 256, args.degradation, 1234, None)
+    va = E.make_pairs(f"{args.photos}/val", args.crop, args.degradation, 1234, None)
     r = 1.0 if args.degradation == "realesrgan" else 0.0
     train, val = prepare(pipe, tr.hr, tr.lr, r), prepare(pipe, va.hr, va.lr, r)
     n_tr, n_va = len(tr.hr), len(va.hr)

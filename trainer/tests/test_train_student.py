@@ -3,11 +3,16 @@ the ablation switches remove exactly their terms, the adversarial losses have th
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
-from trainhelpers import make_photos, run_cli, losses_of
+from trainhelpers import SCRIPTS, make_photos, run_cli, losses_of
+
+TRAINER = SCRIPTS.parent / "trainer"
 
 LOSSES_ALL = {"distill", "denoise", "inverse", "gt", "adv_hr", "adv_lr", "ds_mse", "d_hr", "d_lr",
               "r1_hr", "r1_lr"}
@@ -840,6 +845,21 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
     tuned = load_checkpoint(tune / "checkpoints" / "last.pt")["models"]["student"]
     assert not torch.equal(tuned["conv_in.weight"], got["conv_in.weight"])   # a fine-tune trains it all
     assert tuned["head.gate.weight"].abs().max() > 0        # zero when added: the step trained it
+
+    # scripts/placement-check.py runs on such a checkpoint and refits its gate (MODELS.md, stop 27)
+    split = tmp_path / "split"
+    split.mkdir()
+    (split / "train").symlink_to(photos)
+    (split / "val").symlink_to(photos)
+    fitted = tmp_path / "fitted.pt"
+    res = subprocess.run([sys.executable, str(SCRIPTS / "placement-check.py"), str(split),
+                          str(tune / "checkpoints" / "last.pt"), "--crop", "64", "--per-photo", "1",
+                          "--conv-steps", "5", "--fit-gate", str(fitted)],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(TRAINER)})
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "| HR gradient (oracle) |" in res.stdout and "| trained |" in res.stdout
+    refit = load_checkpoint(fitted)["ema"]["student"]
+    assert not torch.equal(refit["head.gate.weight"], load_checkpoint(tune / "checkpoints" / "last.pt")["ema"]["student"]["head.gate.weight"])
 
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad",
                           "--steps", 1, "--teacher", t_ck, "--set", "student.head_only=true"])
