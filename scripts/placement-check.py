@@ -40,18 +40,22 @@ import torch.nn.functional as F
 from duoscale_trainer import evaluate as E
 from duoscale_trainer.data.dataset import FixedPairs
 from duoscale_trainer.export import SRPipeline, checkpoint_noise_strength
-from duoscale_trainer.train.common import load_for_inference
+from duoscale_trainer.nets.unet import GATE_GAIN
+from duoscale_trainer.train.common import load_checkpoint, load_for_inference
+from duoscale_trainer.train.student import local_luma_gradient
 
-LUMA = torch.tensor([65.481, 128.553, 24.966])
 TOP = 0.30
 
 
 def local_gradient(img: torch.Tensor) -> torch.Tensor:
-    """img [B,3,H,W] in 0-1 -> mean luma gradient magnitude per 4x4 block, smoothed over 3x3 blocks."""
-    y = 16.0 + (img * LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True)
-    y = F.pad(y, (1, 1, 1, 1), mode="replicate")
-    g = torch.hypot((y[..., 1:-1, 2:] - y[..., 1:-1, :-2]) / 2, (y[..., 2:, 1:-1] - y[..., :-2, 1:-1]) / 2)
-    return F.avg_pool2d(F.avg_pool2d(g, 4), 3, 1, 1, count_include_pad=False)
+    """img [B,3,H,W] in 0-1 -> mean luma gradient magnitude per 4x4 block, smoothed over 3x3 blocks,
+    on eval's studio-range luma (16 + 219 Y): the trainer's map (student.w_gate_flat) at 219/255."""
+    return local_luma_gradient(img * 2.0 - 1.0) * (219.0 / 255.0)
+
+
+def gate_gain(f: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The pixel head's noise gain (nets/unet.py PixelHead) for cells' features f [N,C]."""
+    return 2 * torch.sigmoid(GATE_GAIN * (f @ w.reshape(-1) + b))
 
 
 def run_model(pipe: SRPipeline, lrs: list[np.ndarray], restore: float = 1.0, batch: int = 8):
@@ -131,12 +135,13 @@ def conv_fit(train, val, steps: int, key: str = "feats", depth: int = 2, seed: i
         return net((val[key] - mu) / sd)
 
 
-def fit_gate(net, train, val, steps: int, out_path: str, checkpoint: str, match_spread: bool = False) -> None:
+def fit_gate(net, train, val, steps: int, out_path: str, ck: dict, match_spread: bool = False) -> None:
+    """Fit net's gate to the missing detail of the train cells; write ck (the checkpoint the net
+    came from, loaded) with that gate to out_path."""
     gate = net.head.gate
     f_tr, f_va = cells(train["feats"]), cells(val["feats"])
     with torch.no_grad():
-        old_tr = 2 * torch.sigmoid(10 * (f_tr @ gate.weight.view(-1) + gate.bias))
-        old_va = 2 * torch.sigmoid(10 * (f_va @ gate.weight.view(-1) + gate.bias))
+        old_tr, old_va = gate_gain(f_tr, gate.weight, gate.bias), gate_gain(f_va, gate.weight, gate.bias)
     mean_gain = float(old_tr.mean())
     pos = cells(train["missing"])[:, 0].clamp(min=0)
     lo, hi = 0.0, 100.0 / float(pos.mean() + 1e-6)
@@ -155,7 +160,7 @@ def fit_gate(net, train, val, steps: int, out_path: str, checkpoint: str, match_
     gen = torch.Generator().manual_seed(0)
     for _ in range(steps):
         idx = torch.randint(0, len(x), (65536,), generator=gen)
-        loss = F.mse_loss(2 * torch.sigmoid(10 * (x[idx] @ w + b)), target[idx])
+        loss = F.mse_loss(gate_gain(x[idx], w, b), target[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -167,7 +172,7 @@ def fit_gate(net, train, val, steps: int, out_path: str, checkpoint: str, match_
         z = f_tr @ w_fit + b_fit
         zq = torch.quantile(z[::17], torch.tensor([0.05, 0.95]))
         gq = torch.quantile(old_tr[::17], torch.tensor([0.05, 0.95])).clamp(1e-3, 2 - 1e-3)
-        lq = torch.log(gq / (2 - gq)) / 10          # the logits that give those gains
+        lq = torch.log(gq / (2 - gq)) / GATE_GAIN   # the logits that give those gains
         a = (lq[1] - lq[0]) / (zq[1] - zq[0])
     w_str, b_str = a * w_fit, a * (b_fit - zq[0]) + lq[0]
     m_va = cells(val["missing"])[:, 0]
@@ -175,12 +180,11 @@ def fit_gate(net, train, val, steps: int, out_path: str, checkpoint: str, match_
     flat, busy = g_hr <= g_hr.quantile(0.25), g_hr >= g_hr.quantile(0.75)
     print(f"gate | mean gain | 5-95 % | share of the missing detail in its top {TOP:.0%} | mean gain on the "
           f"flattest quarter of HR cells | on the most textured quarter")
-    for name, g in (("trained", old_va), ("fitted", 2 * torch.sigmoid(10 * (f_va @ w_fit + b_fit))),
-                    ("fitted, stretched", 2 * torch.sigmoid(10 * (f_va @ w_str + b_str)))):
+    for name, g in (("trained", old_va), ("fitted", gate_gain(f_va, w_fit, b_fit)),
+                    ("fitted, stretched", gate_gain(f_va, w_str, b_str))):
         print(f"| {name} | {g.mean():.2f} | {g.quantile(0.05):.2f}-{g.quantile(0.95):.2f} | {score(g, m_va)[1]:.0%} "
               f"| {g[flat].mean():.2f} | {g[busy].mean():.2f} |")
     w_raw, b_raw = (w_str, b_str) if match_spread else (w_fit, b_fit)
-    ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
     for states in (ck["models"], ck["ema"]):
         if "student" in states:
             states["student"]["head.gate.weight"] = w_raw.view_as(gate.weight).clone()
@@ -203,7 +207,8 @@ def main() -> None:
                     help="with --fit-gate: keep the fit's ranking, stretched to the trained gate's 5-95 %% range")
     args = ap.parse_args()
     torch.manual_seed(0)
-    net, codec, sched, cfg = load_for_inference(args.checkpoint, which="student", ema=True)
+    ck = load_checkpoint(args.checkpoint)       # read once: the net below, and the refitted gate's file
+    net, codec, sched, cfg = load_for_inference(args.checkpoint, which="student", ema=True, ck=ck)
     pipe = SRPipeline(net, codec, sched, steps=1, noise_strength=checkpoint_noise_strength(cfg)).eval()
     if args.crop % 16:
         raise SystemExit(f"--crop {args.crop}: must be a multiple of 16 (the latent cells and the net's padding)")
@@ -239,7 +244,7 @@ def main() -> None:
         if getattr(net, "head", None) is None or net.head.gate is None:
             raise SystemExit(f"{args.checkpoint}: no gated noise head to fit (model.pixel_head_gate)")
         print(f"\nthe noise gate of {args.checkpoint}, on the val cells:")
-        fit_gate(net, train, val, 400, args.fit_gate, args.checkpoint, args.match_spread)
+        fit_gate(net, train, val, 400, args.fit_gate, ck, args.match_spread)
 
 
 if __name__ == "__main__":

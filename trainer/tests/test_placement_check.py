@@ -50,7 +50,7 @@ def test_the_gate_fit_moves_the_grain_to_the_missing_detail_and_keeps_the_amount
     train, val = _data(gen, 40), _data(gen, 10)
     net, head, ck_in = _gated(tmp_path, 0.2)    # the trained gate follows feature 7: no placement
     ck_out = tmp_path / "out.pt"
-    mod.fit_gate(net, train, val, 400, str(ck_out), str(ck_in))
+    mod.fit_gate(net, train, val, 400, str(ck_out), torch.load(ck_in, weights_only=False))
     ck = torch.load(ck_out, weights_only=False)
     w, b = ck["ema"]["student"]["head.gate.weight"].view(-1), ck["ema"]["student"]["head.gate.bias"]
     assert torch.equal(ck["models"]["student"]["head.gate.weight"].view(-1), w)
@@ -69,7 +69,8 @@ def test_match_spread_stretches_the_fit_to_the_trained_gates_range(tmp_path):
     gen = torch.Generator().manual_seed(3)
     train, val = _data(gen, 40), _data(gen, 10)
     net, head, _ = _gated(tmp_path, 0.5)        # a wide trained gate: gains from near 0 to near 2
-    mod.fit_gate(net, train, val, 400, str(tmp_path / "out.pt"), str(tmp_path / "in.pt"), match_spread=True)
+    mod.fit_gate(net, train, val, 400, str(tmp_path / "out.pt"), torch.load(tmp_path / "in.pt", weights_only=False),
+                 match_spread=True)
     ck = torch.load(tmp_path / "out.pt", weights_only=False)["models"]["student"]
     f = mod.cells(train["feats"])
     q = torch.tensor([0.05, 0.95])

@@ -132,10 +132,16 @@ def gradient_energy(img: Tensor, cell: int = DETAIL_CELL) -> Tensor:
     return _luma_gradient_energy(luma01(img), cell)
 
 
-def _luma_gradient_energy(y: Tensor, cell: int = DETAIL_CELL) -> Tensor:
+def _gradient_magnitude(y: Tensor, floor: float = 0.0) -> Tensor:
+    """Central-difference gradient magnitude of the interior pixels (as metrics.gradient_magnitude);
+    `floor` under the square root keeps its gradient finite where the image is flat."""
     gx = (y[..., 1:-1, 2:] - y[..., 1:-1, :-2]) * 0.5
     gy = (y[..., 2:, 1:-1] - y[..., :-2, 1:-1]) * 0.5
-    mag = torch.sqrt(gx.square() + gy.square() + 1e-8)
+    return torch.sqrt(gx.square() + gy.square() + floor)
+
+
+def _luma_gradient_energy(y: Tensor, cell: int = DETAIL_CELL) -> Tensor:
+    mag = _gradient_magnitude(y, 1e-8)
     cells = max(1, min(mag.shape[-2], mag.shape[-1]) // cell)
     return F.adaptive_avg_pool2d(mag, cells)
 
@@ -239,11 +245,9 @@ def texture_loss(out: Tensor, hr: Tensor, mask: Tensor, generator: torch.Generat
 
 def local_luma_gradient(img: Tensor) -> Tensor:
     """B x 1 x H/4 x W/4: the mean luma gradient magnitude (BT.601, 0-255 levels per px, central
-    differences) of each 4x4 block (a latent cell), averaged over 3x3 cells; as
-    scripts/placement-check.py maps where detail is missing."""
-    y = F.pad(luma01(img) * 255.0, (1, 1, 1, 1), mode="replicate")
-    g = torch.sqrt(((y[..., 1:-1, 2:] - y[..., 1:-1, :-2]) * 0.5).square()
-                   + ((y[..., 2:, 1:-1] - y[..., :-2, 1:-1]) * 0.5).square() + 1e-8)
+    differences) of each 4x4 block (a latent cell), averaged over 3x3 cells; what
+    scripts/placement-check.py maps the missing detail with. A measure of the HR, not differentiated."""
+    g = _gradient_magnitude(F.pad(luma01(img) * 255.0, (1, 1, 1, 1), mode="replicate"))
     return F.avg_pool2d(F.avg_pool2d(g, 4), 3, 1, 1, count_include_pad=False)
 
 
