@@ -118,6 +118,8 @@ class StudentConfig:
                                       # 4-px grid beyond the HR crop's (as detail_deblock)
     texture_chroma: bool = False      # w_texture also matches the patches of B - Y and R - Y, so coloured
                                       # grain is charged where the HR crop's colour is smooth
+    w_median: float = 0.0             # Real-ESRGAN rows only: L1 between the output and the HR crop, whose
+                                      # optimum is the median of what the input allows, not the mean (stop 28)
     w_gate_flat: float = 0.0          # Real-ESRGAN rows only: the mean gain of the pixel head's noise gate
                                       # (model.pixel_head_gate) on the latent cells where the HR crop is
                                       # flat, so the gate learns to shut there (MODELS.md, stop 27)
@@ -411,7 +413,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_gate_flat", "gate_flat_level", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_gate_flat", "gate_flat_level", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -549,7 +551,7 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"config student.texture_window={s.texture_window}: must be at least 8 (HR pixels)")
     if s.artefact_ksize < 3 or s.artefact_ksize % 2 == 0:
         raise ValueError(f"config student.artefact_ksize={s.artefact_ksize}: must be odd and at least 3")
-    for key in ("w_detail", "w_texture", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
+    for key in ("w_detail", "w_texture", "w_median", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

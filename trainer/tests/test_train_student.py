@@ -277,6 +277,39 @@ def test_detail_and_colour_terms_measure_what_they_say():
     assert colour_loss(shifted, hr, torch.zeros(2)).item() == 0
 
 
+def test_median_term_keeps_an_uncertain_edge_an_edge_where_the_mse_blurs_it():
+    """student.w_median: for an edge whose place the input leaves uncertain (one pixel either side,
+    the middle a little likelier), the image that minimises the MSE over the candidates is a ramp,
+    the one that minimises this L1 is a step at the likeliest place; masked rows neither count nor
+    receive gradient."""
+    from duoscale_trainer.train.student import median_loss
+
+    cols = torch.arange(16).float()
+    cands = [torch.where(cols < c, -0.8, 0.8).expand(3, 8, 16) for c in (7, 8, 8, 9)]
+    hr = torch.stack(cands)                        # 4 rows: the same scene, edge at 7, 8, 8 or 9
+    both = torch.ones(4)
+
+    def fit(loss):
+        x = torch.zeros((1, 3, 8, 16), requires_grad=True)
+        opt = torch.optim.Adam([x], lr=0.02)
+        for _ in range(400):
+            opt.zero_grad()
+            loss(x.expand(4, -1, -1, -1), hr).backward()
+            opt.step()
+        return x.detach()[0, 0, 0]
+
+    med = fit(lambda x, h: median_loss(x, h, both))
+    mean = fit(lambda x, h: (x - h).square().mean())
+    assert med.diff().abs().max() > 1.4            # one jump of about 1.6 (from -0.8 to 0.8)
+    assert mean.diff().abs().max() < 0.9           # the MSE's answer is the candidates' mean: steps of 0.4-0.8
+    assert med[8] > 0.7 and med[7] < -0.7          # the step sits at the likeliest place
+    x = torch.zeros((2, 3, 8, 16), requires_grad=True)
+    median_loss(x, hr[:2], torch.tensor([1.0, 0.0])).backward()
+    assert x.grad[1].abs().max() == 0 and x.grad[0].abs().max() > 0
+    assert median_loss(x, hr[:2], torch.zeros(2)).item() == 0
+    assert median_loss(hr, hr, both).item() == 0
+
+
 def test_texture_term_asks_for_the_kind_of_detail_not_the_same_pixels():
     """student.w_texture: another draw of the HR crop's texture process costs less than a blurred
     copy of the crop itself, where the MSE says the opposite; a step down its gradient sharpens a
@@ -441,10 +474,10 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
                           "--set", "run.sample_every=100", "--set", "student.w_detail=10",
                           "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50",
-                          "--set", "student.w_texture=5"])
+                          "--set", "student.w_texture=5", "--set", "student.w_median=2"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
-    assert {"detail", "colour", "artefact", "texture"} <= seen
+    assert {"detail", "colour", "artefact", "texture", "median"} <= seen
     cache = torch.load(out / "target_cache_rank0.pt", map_location="cpu", weights_only=False)
     real = cache["real"]
     assert real.shape == (12,) and 0 < real.sum() < 12
@@ -460,9 +493,13 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert torch.equal(_replay_real_flags(ds, run, ctx, 12), real)
     assert {"w_detail", "w_colour", "w_artefact", "w_texture"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
     assert cfg["student"]["w_artefact"] == 50 and cfg["student"]["w_texture"] == 5
+    assert "w_median" in RECIPE_KEYS and cfg["student"]["w_median"] == 2
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad1", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.w_median=-0.5"])
+    assert rc != 0 and "student.w_median" in json.dumps(events)
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.texture_window=4"])
     assert rc != 0 and "student.texture_window" in json.dumps(events)

@@ -281,6 +281,19 @@ def colour_loss(out: Tensor, hr: Tensor, mask: Tensor, cell: int = 0) -> Tensor:
     return _masked_mean(diff.abs().flatten(1).mean(dim=1), mask)
 
 
+def median_loss(out: Tensor, hr: Tensor, mask: Tensor) -> Tensor:
+    """Mean absolute difference between ``out`` and ``hr`` (all channels, [-1, 1] scale), averaged
+    over the masked rows.
+
+    Where a damaged input leaves a pixel's true value uncertain (an edge that may sit one pixel to
+    either side, a dark or a bright strand), the MSE's best answer is the mean of the candidates, a
+    grey in between: blur. The L1's best answer is their median, one of the candidates, so an
+    edge stays an edge at its likeliest place. It invents no texture: where the candidates are
+    spread evenly (a texture's phase), the median is as flat as the mean (MODELS.md, stop 28)."""
+    per = (out.float() - hr.float()).abs().flatten(1).mean(dim=1)
+    return _masked_mean(per, mask)
+
+
 def local_variance(x: Tensor, ksize: int) -> Tensor:
     """Unbiased variance of each ksize x ksize window (reflect-padded, so the map keeps x's size)."""
     pad = ksize // 2
@@ -577,7 +590,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     loss_s = loss_s + s.w_inverse * l_inv + s.w_gt * l_gt
                     out["inverse"], out["gt"] = l_inv.detach(), l_gt.detach()
                 need_pixels = ((s.hr_adv and d_on) or s.w_detail > 0 or s.w_colour > 0 or s.w_artefact > 0
-                               or s.w_texture > 0)
+                               or s.w_texture > 0 or s.w_median > 0)
                 hr_hat = codec.decode(x0_hat) if need_pixels else None
                 if s.w_artefact > 0 and not warm:                                  # LDL, all rows
                     with torch.no_grad():
@@ -594,6 +607,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                                      chroma=s.texture_chroma)
                     loss_s = loss_s + s.w_texture * l
                     out["texture"] = l.detach()
+                if s.w_median > 0:                                                 # Real-ESRGAN rows
+                    l = median_loss(hr_hat, hr, real.float())
+                    loss_s = loss_s + s.w_median * l
+                    out["median"] = l.detach()
                 if s.w_gate_flat > 0:                                              # Real-ESRGAN rows
                     l = gate_flat_loss(gain, hr, real.float(), s.gate_flat_level)
                     loss_s = loss_s + s.w_gate_flat * l
