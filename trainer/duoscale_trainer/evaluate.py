@@ -320,6 +320,8 @@ def score(outputs: dict[str, list[np.ndarray]], hrs: list[np.ndarray], names: li
         summary[mname]["sharpness_median"] = round(float(np.median([r["sharpness"] for r in rows])), 4)
         summary[mname]["sharpness_pooled"] = round(M.pooled_sharpness([r["gradient"] for r in rows],
                                                                        [r["gradient_hr"] for r in rows]), 4)
+        summary[mname]["edge_sharpness_pooled"] = round(M.pooled_sharpness(
+            [r["edge_gradient"] for r in rows], [r["edge_gradient_hr"] for r in rows]), 4)
         summary[mname]["n"] = len(rows)
     return per, summary
 
@@ -497,12 +499,13 @@ def markdown(result: dict) -> str:
     for deg, rows in result["summary"].items():
         d = result["degradations"][deg]
         lines += [f"## Degradation: {deg}" + (f" (seed {d['seed']})" if "seed" in d else ""), "",
-                  "| method | PSNR-Y dB | SSIM-Y | sharpness (pooled) | sharpness (mean / median) | colour shift | blur index | Laplacian | 4-px grid excess | ms / 256² (ORT CPU) |",
-                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+                  "| method | PSNR-Y dB | SSIM-Y | sharpness (pooled) | sharpness (mean / median) | edge sharpness (pooled) | colour shift | blur index | Laplacian | 4-px grid excess | ms / 256² (ORT CPU) |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, r in rows.items():
             t = f"{ms[name]:.1f}" if name in ms else "–"
             lines.append(f"| {name} | {r['psnr_y']:.3f} | {r['ssim_y']:.4f} | {r.get('sharpness_pooled', float('nan')):.3f} | "
                          f"{r['sharpness']:.3f} / {r.get('sharpness_median', float('nan')):.3f} | "
+                         f"{r.get('edge_sharpness_pooled', float('nan')):.3f} | "
                          f"{r['colour_shift']:.3f} | {r['blur_index']:.3f} | {r['laplacian_sharpness']:.3f} | "
                          f"{r.get('grid_excess', float('nan')):.2f} | {t} |")
         if deg in result.get("grids", {}):

@@ -107,7 +107,7 @@ def test_no_reference_metrics_rank_blur():
     d = m.all_metrics(blurred, a)
     json.dumps(d)
     assert set(d) == {"psnr_y", "ssim_y", "sharpness", "colour_shift", "blur_index", "laplacian_sharpness",
-                      "grid_excess", "gradient", "gradient_hr"}
+                      "grid_excess", "gradient", "gradient_hr", "edge_gradient", "edge_gradient_hr"}
     assert d["sharpness"] == pytest.approx(d["gradient"] / d["gradient_hr"])
     assert m.all_metrics(a, a)["psnr_y"] == 100.0
 
@@ -124,6 +124,28 @@ def test_pooled_sharpness_is_not_dominated_by_a_flat_crop():
     assert pooled < np.mean(per_crop) / 2          # the pooled figure still says "blurrier"
     assert pooled < 1.0
     assert m.pooled_sharpness([0.0], [0.0]) == 1.0
+
+
+def test_edge_sharpness_sees_softened_edges_and_not_noise_on_flat_areas():
+    """edge_gradients: the output's gradient on the HR's strongest 10 % of pixels over the HR's. A
+    blurred copy loses more than half; a copy shifted by one pixel keeps most (the 3x3 maximum);
+    noise on the flat part of the crop, which lifts the plain sharpness figure, barely moves it."""
+    y = np.zeros((64, 64))
+    y[:, 32:] = 0.8                                    # one vertical edge on a flat grey field
+    y[20:44, 10:14] = 0.5                              # and a bar
+    hr = np.repeat((y + 0.1)[..., None], 3, axis=2)
+    go, gh = m.edge_gradients(hr, hr)
+    assert go == pytest.approx(gh) and gh > 0.1
+    blurred = cv2.GaussianBlur(hr, (0, 0), 2.0)
+    b = m.edge_gradients(blurred, hr)
+    assert b[0] / b[1] < 0.5
+    shifted = np.roll(hr, 1, axis=1)
+    s = m.edge_gradients(shifted, hr)
+    assert s[0] / s[1] > 0.75 and s[0] / s[1] > 2 * b[0] / b[1]
+    noisy_blur = np.clip(blurred + np.random.default_rng(3).normal(0, 0.03, hr.shape), 0, 1)
+    assert m.sharpness(noisy_blur, hr) > 1.6 * m.sharpness(blurred, hr)   # the plain figure is fooled
+    nb = m.edge_gradients(noisy_blur, hr)
+    assert nb[0] / nb[1] < b[0] / b[1] + 0.06
 
 
 def test_grid_excess_measures_a_4px_pattern_beyond_the_reference():
