@@ -121,9 +121,14 @@ def edge_gradients(out: np.ndarray, hr: np.ndarray, share: float = EDGE_SHARE) -
     ``pooled_sharpness``) says how crisp the output's edges are, apart from texture: the sharpness
     figure pools every pixel, so on a photo with grass or hair it is mostly texture, and noise on a
     flat area raises it too, where it barely moves this one."""
+    return edge_gradients_luma(rgb_to_y(out), rgb_to_y(hr), share)
+
+
+def edge_gradients_luma(y_out: np.ndarray, y_hr: np.ndarray, share: float = EDGE_SHARE) -> tuple[float, float]:
+    """``edge_gradients`` on two luma planes (HxW)."""
     kernel = np.ones((3, 3), np.uint8)
-    go = cv2.dilate(gradient_magnitude(rgb_to_y(out)), kernel)
-    gh = cv2.dilate(gradient_magnitude(rgb_to_y(hr)), kernel)
+    go = cv2.dilate(gradient_magnitude(y_out), kernel)
+    gh = cv2.dilate(gradient_magnitude(y_hr), kernel)
     n = max(1, int(round(share * gh.size)))
     idx = np.argpartition(gh.ravel(), gh.size - n)[gh.size - n:]
     return float(go.ravel()[idx].mean()), float(gh.ravel()[idx].mean())
