@@ -491,6 +491,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                        None if shift is None else shift.repeat(pairs, 1))
 
         zero_chain = uses_zero_chain(cfg)
+        # the terms that read the decoded output (the HR D too, on the steps it is on)
+        pixel_terms = any(w > 0 for w in (s.w_detail, s.w_colour, s.w_artefact, s.w_texture, s.w_median))
 
         def step_fn(step: int) -> dict:
             nonlocal t_T
@@ -591,9 +593,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l_gt = mse(student(diffusion.scale_input(xT_hat, t_T), t_T, lr, r, eps), z0)
                     loss_s = loss_s + s.w_inverse * l_inv + s.w_gt * l_gt
                     out["inverse"], out["gt"] = l_inv.detach(), l_gt.detach()
-                need_pixels = ((s.hr_adv and d_on) or s.w_detail > 0 or s.w_colour > 0 or s.w_artefact > 0
-                               or s.w_texture > 0 or s.w_median > 0)
-                hr_hat = codec.decode(x0_hat) if need_pixels else None
+                hr_hat = codec.decode(x0_hat) if pixel_terms or (s.hr_adv and d_on) else None
                 if s.w_artefact > 0 and not warm:                                  # LDL, all rows
                     with torch.no_grad():
                         ref_hat = codec.decode(ema.module(x_in_scaled, t_T, lr, r, eps))
