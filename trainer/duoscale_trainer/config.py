@@ -120,6 +120,12 @@ class StudentConfig:
                                       # grain is charged where the HR crop's colour is smooth
     w_median: float = 0.0             # Real-ESRGAN rows only: L1 between the output and the HR crop, whose
                                       # optimum is the median of what the input allows, not the mean (stop 28)
+    w_shift: float = 0.0              # all rows: the noise-free outputs for two crops of one HR crop, 1-3 px
+                                      # apart and degraded alike, must agree where they overlap. Detail
+                                      # that follows the photo moves with it; a pattern tied to the
+                                      # student's 4-px latent grid does not (MODELS.md, stop 29)
+    shift_size: int = 0               # those two crops' side in HR px: a multiple of 16 up to hr_size - 3;
+                                      # 0 = hr_size - 16
     w_gate_flat: float = 0.0          # Real-ESRGAN rows only: the mean gain of the pixel head's noise gate
                                       # (model.pixel_head_gate) on the latent cells where the HR crop is
                                       # flat, so the gate learns to shut there (MODELS.md, stop 27)
@@ -413,7 +419,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_gate_flat", "gate_flat_level", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -551,7 +557,13 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"config student.texture_window={s.texture_window}: must be at least 8 (HR pixels)")
     if s.artefact_ksize < 3 or s.artefact_ksize % 2 == 0:
         raise ValueError(f"config student.artefact_ksize={s.artefact_ksize}: must be odd and at least 3")
-    for key in ("w_detail", "w_texture", "w_median", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
+    if s.w_shift > 0 and not s.shift_size and cfg.data.hr_size < 32:
+        raise ValueError(f"config student.w_shift needs data.hr_size of at least 32 (it is {cfg.data.hr_size}): "
+                         "its two crops are hr_size - 16 px and 1-3 px apart")
+    if s.shift_size and (s.shift_size % 16 or not 16 <= s.shift_size <= cfg.data.hr_size - 3):
+        raise ValueError(f"config student.shift_size={s.shift_size}: must be a multiple of 16 from 16 to "
+                         f"data.hr_size - 3 ({cfg.data.hr_size - 3}), or 0 for hr_size - 16")
+    for key in ("w_detail", "w_texture", "w_median", "w_shift", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

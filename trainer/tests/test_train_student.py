@@ -3,12 +3,14 @@ the ablation switches remove exactly their terms, the adversarial losses have th
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from trainhelpers import SCRIPTS, make_photos, run_cli, losses_of
 
@@ -474,10 +476,13 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
                           "--set", "run.sample_every=100", "--set", "student.w_detail=10",
                           "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50",
-                          "--set", "student.w_texture=5", "--set", "student.w_median=2"])
+                          "--set", "student.w_texture=5", "--set", "student.w_median=2",
+                          "--set", "student.w_shift=3"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
-    assert {"detail", "colour", "artefact", "texture", "median"} <= seen
+    assert {"detail", "colour", "artefact", "texture", "median", "shift"} <= seen
+    shift = [e["losses"]["shift"] for e in events if e["event"] == "progress" and "shift" in e.get("losses", {})]
+    assert all(math.isfinite(v) and v > 0 for v in shift)
     cache = torch.load(out / "target_cache_rank0.pt", map_location="cpu", weights_only=False)
     real = cache["real"]
     assert real.shape == (12,) and 0 < real.sum() < 12
@@ -494,6 +499,7 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert {"w_detail", "w_colour", "w_artefact", "w_texture"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
     assert cfg["student"]["w_artefact"] == 50 and cfg["student"]["w_texture"] == 5
     assert "w_median" in RECIPE_KEYS and cfg["student"]["w_median"] == 2
+    assert {"w_shift", "shift_size"} <= set(RECIPE_KEYS) and cfg["student"]["w_shift"] == 3
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
@@ -503,6 +509,51 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.texture_window=4"])
     assert rc != 0 and "student.texture_window" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad3", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.w_shift=1", "--set", "student.shift_size=24"])
+    assert rc != 0 and "student.shift_size" in json.dumps(events)
+
+
+def test_shift_term_charges_a_pattern_on_the_output_grid_not_detail_that_moves_with_the_photo():
+    """student.w_shift compares the outputs for two crops of one photo, 1-3 px apart, where they
+    overlap. A perfect output (the photo itself) costs nothing at every offset, and so does a
+    colour offset; a 4-px pattern tied to each output's own grid, as the student's latent cells
+    draw it, is charged by its difference from itself moved by the offset: at every offset but
+    (2, 2), which maps a checker onto itself."""
+    from duoscale_trainer.train.student import shift_crops, shift_loss, shift_offsets
+
+    g = torch.Generator().manual_seed(0)
+    photo = F.avg_pool2d(torch.rand(2, 3, 72, 72, generator=g) * 2 - 1, 3, 1, 1)[..., :64, :64]
+    yy, xx = torch.meshgrid(torch.arange(48), torch.arange(48), indexing="ij")
+    lattice = 0.1 * torch.where((yy // 2 + xx // 2) % 2 == 0, 1.0, -1.0)   # a 4-px checker
+    drawn = {shift_offsets(torch.Generator().manual_seed(i)) for i in range(300)}
+    assert drawn == {(dy, dx) for dy in range(4) for dx in range(4)} - {(0, 0)}
+    for dy, dx in sorted(drawn):
+        a, b = shift_crops(photo, 48, dy, dx)
+        assert torch.equal(a[..., dy:, dx:], b[..., :48 - dy, :48 - dx])
+        assert shift_loss(a, b, dy, dx).item() < 1e-12
+        assert shift_loss(a + 0.05, b + 0.05, dy, dx).item() < 1e-12
+        charged = shift_loss(a + lattice, b + lattice, dy, dx).item()
+        expect = (lattice - torch.roll(lattice, (-dy, -dx), (0, 1)))[8:40, 8:40].square().mean().item()
+        assert abs(charged - expect) <= 0.2 * expect + 1e-9
+        assert (charged > 0.005) == ((dy, dx) != (2, 2))
+
+
+def test_shift_pairs_are_degraded_alike(photos):
+    """The two crops of the shift term get the same draws (kernel, noise, JPEG quality, which rows
+    stay bicubic-only), so only the photo's 1-3 px move differs between their LRs."""
+    from types import SimpleNamespace
+
+    from duoscale_trainer.train.common import degrade_alike
+
+    cfg = SimpleNamespace(run=SimpleNamespace(seed=5), data=SimpleNamespace(
+        degradation="mixed", bicubic_share=0.3, hr_size=64))
+    hr = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    lr1, real1 = degrade_alike(cfg, hr, torch.device("cpu"), "shift", 0, 7)
+    lr2, real2 = degrade_alike(cfg, hr.clone(), torch.device("cpu"), "shift", 0, 7)
+    lr3, _ = degrade_alike(cfg, hr, torch.device("cpu"), "shift", 0, 8)
+    assert lr1.shape == (6, 3, 12, 12) and torch.equal(lr1, lr2) and torch.equal(real1, real2)
+    assert 0 < real1.sum() and not torch.equal(lr1, lr3)
 
 
 def test_anchor_holds_clean_rows_to_the_init_student(photos, teacher_ckpt, tmp_path):

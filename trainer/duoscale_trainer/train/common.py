@@ -411,6 +411,20 @@ def degrade_on_device(cfg: Config, batch: dict, device: torch.device, *stream: A
     return {**batch, "lr": lr, "real": real}
 
 
+def degrade_alike(cfg: Config, hr: torch.Tensor, device: torch.device, *stream: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """data/degrade_torch.py's pipeline (data.degradation, data.bicubic_share) on ``hr``, whatever
+    data.device_degradation says, drawn from ``stream``'s seeds alone: two batches of the same shape
+    with the same stream get the same kernels, noise, JPEG quality and bicubic-only rows
+    (student.w_shift). Returns (lr, real flags)."""
+    from ..data.degrade import DegradeConfig
+    from ..data.degrade_torch import degrade_batch
+
+    rng = np.random.default_rng(step_seed(cfg.run.seed, "degrade-np", *stream))
+    gen = step_generator(cfg.run.seed, device, "degrade", *stream)
+    return degrade_batch(hr.to(device), rng, gen, cfg.data.degradation, 4,
+                         DegradeConfig.for_hr_size(cfg.data.hr_size), cfg.data.bicubic_share)
+
+
 def prepare_faces(folder: str, run_dir: Path | None, cfg: Config) -> str:
     """Face mode: crop aligned faces once into RUN_DIR/faces and train on those."""
     from ..data import faces as faces_mod

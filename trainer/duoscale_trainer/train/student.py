@@ -296,6 +296,35 @@ def median_loss(out: Tensor, hr: Tensor, mask: Tensor) -> Tensor:
     return _masked_mean(per, mask)
 
 
+SHIFT_MARGIN = 4      # HR px at each border of the overlap that w_shift leaves out (padding differs there)
+
+
+def shift_offsets(g: torch.Generator) -> tuple[int, int]:
+    """The second crop's offset from the first for student.w_shift: (dy, dx) in 0..3 each, not both
+    0, so the pair always differs in its phase against the 4-px latent grid."""
+    v = int(torch.randint(1, 16, (1,), generator=g, device=g.device).item())
+    return v // 4, v % 4
+
+
+def shift_crops(hr: Tensor, size: int, dy: int, dx: int) -> tuple[Tensor, Tensor]:
+    """Two size x size crops of each HR crop: one at the corner, one dy, dx px further in."""
+    return hr[..., :size, :size], hr[..., dy:dy + size, dx:dx + size]
+
+
+def shift_loss(out_a: Tensor, out_b: Tensor, dy: int, dx: int, margin: int = SHIFT_MARGIN) -> Tensor:
+    """Mean squared difference of two outputs where their crops overlap (student.w_shift).
+
+    out_a is the output for HR[:S, :S], out_b for HR[dy:dy+S, dx:dx+S], so out_a[dy + i, dx + j]
+    and out_b[i, j] show the same pixel of the photo. Detail drawn from the photo moves with it and
+    costs nothing here; a pattern tied to the output's own 4-px grid (the student's latent cells)
+    stays where it was while the photo moves by 1-3 px, so it is charged. The student's patterns of
+    stops 14-28 were of that kind."""
+    size = out_a.shape[-1]
+    a = out_a[..., dy + margin:size - margin, dx + margin:size - margin]
+    b = out_b[..., margin:size - dy - margin, margin:size - dx - margin]
+    return (a.float() - b.float()).square().mean()
+
+
 def local_variance(x: Tensor, ksize: int) -> Tensor:
     """Unbiased variance of each ksize x ksize window (reflect-padded, so the map keeps x's size)."""
     pad = ksize // 2
@@ -613,6 +642,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l = median_loss(hr_hat, hr, real.float())
                     loss_s = loss_s + s.w_median * l
                     out["median"] = l.detach()
+                if s.w_shift > 0 and not warm:                                     # all rows
+                    l = _shift_term(step, hr)
+                    loss_s = loss_s + s.w_shift * l
+                    out["shift"] = l.detach()
                 if s.w_gate_flat > 0:                                              # Real-ESRGAN rows
                     l = gate_flat_loss(gain, hr, real.float(), s.gate_flat_level)
                     loss_s = loss_s + s.w_gate_flat * l
@@ -646,6 +679,26 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 _discriminator_step(out, step, g, B, hr, lr, zy, hr_hat, y_hat)
             out["lr"] = o.lr * factor
             return out
+
+        shift_size = s.shift_size or cfg.data.hr_size - 16
+
+        def _shift_term(step: int, hr: Tensor) -> Tensor:
+            """student.w_shift: two crops of each HR crop, 1-3 px apart, degraded with the same draws
+            (kernels, noise, JPEG quality, which rows stay bicubic-only), each run through the
+            student without prior noise, the mode it ships in; their outputs compared where the
+            crops overlap (shift_loss)."""
+            dy, dx = shift_offsets(C.step_generator(cfg.run.seed, torch.device("cpu"), "shift", ctx.dist.rank, step))
+            outs = []
+            for crop in shift_crops(hr, shift_size, dy, dx):
+                lr_c, real_c = C.degrade_alike(cfg, crop.contiguous(memory_format=fmt), dev,
+                                               "shift", ctx.dist.rank, step)
+                lr_c = C.to_device(lr_c, dev, fmt)
+                with torch.no_grad():
+                    zy_c = codec.encode_lr(lr_c)
+                t_c = torch.full((zy_c.shape[0],), T - 1, dtype=torch.long, device=dev)
+                r_c = real_c.to(dev).float() if rc else None
+                outs.append(codec.decode(student(diffusion.scale_input(zy_c, t_c), t_c, lr_c, r_c, None)))
+            return shift_loss(outs[0], outs[1], dy, dx)
 
         def _student_update(out: dict, loss_s: Tensor, loss_g_own: Tensor | None, step: int) -> None:
             opt_s.zero_grad(set_to_none=True)
