@@ -400,14 +400,7 @@ def degrade_on_device(cfg: Config, batch: dict, device: torch.device, *stream: A
     "teacher", rank, step), so the LR is a pure function of the seed and the step."""
     if not cfg.data.device_degradation:
         return batch
-    from ..data.degrade import DegradeConfig
-    from ..data.degrade_torch import degrade_batch
-
-    preset = DegradeConfig.for_hr_size(cfg.data.hr_size)
-    rng = np.random.default_rng(step_seed(cfg.run.seed, "degrade-np", *stream))
-    gen = step_generator(cfg.run.seed, device, "degrade", *stream)
-    lr, real = degrade_batch(batch["hr"].to(device), rng, gen, cfg.data.degradation, 4, preset,
-                             cfg.data.bicubic_share)
+    lr, real = degrade_alike(cfg, batch["hr"], device, *stream)
     return {**batch, "lr": lr, "real": real}
 
 
@@ -415,7 +408,7 @@ def degrade_alike(cfg: Config, hr: torch.Tensor, device: torch.device, *stream: 
     """data/degrade_torch.py's pipeline (data.degradation, data.bicubic_share) on ``hr``, whatever
     data.device_degradation says, drawn from ``stream``'s seeds alone: two batches of the same shape
     with the same stream get the same kernels, noise, JPEG quality and bicubic-only rows
-    (student.w_shift). Returns (lr, real flags)."""
+    (degrade_on_device; student.w_shift). Returns (lr, real flags)."""
     from ..data.degrade import DegradeConfig
     from ..data.degrade_torch import degrade_batch
 
