@@ -17,7 +17,6 @@ MODELS.md, stop 29). Run from trainer/.
 """
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -40,7 +39,7 @@ def overlap_rms(a: np.ndarray, b: np.ndarray, dy: int, dx: int, window=None, mar
 
 
 def shifted_pairs(val: str, crop: int, seed: int, moves=MOVES):
-    """[(name, [(dy, dx, lr_a, lr_b)])]: per photo, the centre crop's LR and the moved crop's LR,
+    """[(name, lr_a, [(dy, dx, lr_b)])]: per photo, the centre crop's LR and each moved crop's LR,
     degraded alike (the same rng seed; the pipeline's draws do not depend on the pixels)."""
     from duoscale_trainer.data.dataset import _resolve_paths, load_image
     from duoscale_trainer.data.degrade import DegradeConfig, make_lr
@@ -54,13 +53,11 @@ def shifted_pairs(val: str, crop: int, seed: int, moves=MOVES):
             print(f"{path}: smaller than {crop + 3} px, skipped", file=sys.stderr)
             continue
         cy, cx = (h - crop) // 2, (w - crop) // 2
-        pairs = []
-        for dy, dx in moves:
-            a = np.ascontiguousarray(img[cy:cy + crop, cx:cx + crop])
-            b = np.ascontiguousarray(img[cy + dy:cy + dy + crop, cx + dx:cx + dx + crop])
-            pairs.append((dy, dx, make_lr(a, "realesrgan", np.random.default_rng([seed, k]), 4, cfg),
-                          make_lr(b, "realesrgan", np.random.default_rng([seed, k]), 4, cfg)))
-        out.append((f"{path.stem}-0", pairs))
+
+        def lr_at(dy: int, dx: int) -> np.ndarray:
+            hr = np.ascontiguousarray(img[cy + dy:cy + dy + crop, cx + dx:cx + dx + crop])
+            return make_lr(hr, "realesrgan", np.random.default_rng([seed, k]), 4, cfg)
+        out.append((f"{path.stem}-0", lr_at(0, 0), [(dy, dx, lr_at(dy, dx)) for dy, dx in moves]))
     return out
 
 
@@ -81,15 +78,19 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--window", action="append", default=[], help="NAME:X,Y,SIZE, e.g. krank-level-25-0:0,0,128")
     a = ap.parse_args()
-    from duoscale_trainer.evaluate import _bicubic, method_from_onnx, Method
+    from duoscale_trainer.evaluate import EvalError, Method, _bicubic, method_from_onnx
 
     methods = [Method(name="bicubic", kind="bicubic", run=_bicubic)]
     for spec in a.models:
         name, _, path = spec.partition("=")
-        if not path or not Path(path).is_file():
-            print(f"{spec}: give NAME=MODEL.onnx with an existing file", file=sys.stderr)
+        if not path:
+            print(f"{spec}: give NAME=MODEL.onnx", file=sys.stderr)
             return 2
-        m = method_from_onnx(name, path)        # repair on where the model has the input ("truth")
+        try:
+            m = method_from_onnx(name, path)    # repair on where the model has the input ("truth")
+        except EvalError as e:                  # names the file: not found, or not loadable
+            print(e, file=sys.stderr)
+            return 2
         m.degradation = "realesrgan"
         methods.append(m)
     windows = {}
@@ -104,9 +105,10 @@ def main() -> int:
           "RMS difference on 0-255 where the two outputs overlap")
     for m in methods:
         allv, win = [], {n: [] for n in windows}
-        for name, moves in pairs:
-            for dy, dx, lr_a, lr_b in moves:
-                oa, ob = run_model(m, lr_a), run_model(m, lr_b)
+        for name, lr_a, moves in pairs:
+            oa = run_model(m, lr_a)                 # the centre crop once, against every move
+            for dy, dx, lr_b in moves:
+                ob = run_model(m, lr_b)
                 allv.append(overlap_rms(oa, ob, dy, dx))
                 if name in windows:
                     win[name].append(overlap_rms(oa, ob, dy, dx, windows[name]))

@@ -685,20 +685,18 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         def _shift_term(step: int, hr: Tensor) -> Tensor:
             """student.w_shift: two crops of each HR crop, 1-3 px apart, degraded with the same draws
             (kernels, noise, JPEG quality, which rows stay bicubic-only), each run through the
-            student without prior noise, the mode it ships in; their outputs compared where the
-            crops overlap (shift_loss)."""
+            student without prior noise, the mode it ships in, in one batch; their outputs compared
+            where the crops overlap (shift_loss)."""
             dy, dx = shift_offsets(C.step_generator(cfg.run.seed, torch.device("cpu"), "shift", ctx.dist.rank, step))
-            outs = []
-            for crop in shift_crops(hr, shift_size, dy, dx):
-                lr_c, real_c = C.degrade_alike(cfg, crop.contiguous(memory_format=fmt), dev,
-                                               "shift", ctx.dist.rank, step)
-                lr_c = C.to_device(lr_c, dev, fmt)
-                with torch.no_grad():
-                    zy_c = codec.encode_lr(lr_c)
-                t_c = torch.full((zy_c.shape[0],), T - 1, dtype=torch.long, device=dev)
-                r_c = real_c.to(dev).float() if rc else None
-                outs.append(codec.decode(student(diffusion.scale_input(zy_c, t_c), t_c, lr_c, r_c, None)))
-            return shift_loss(outs[0], outs[1], dy, dx)
+            pairs = [C.degrade_alike(cfg, crop.contiguous(memory_format=fmt), dev, "shift", ctx.dist.rank, step)
+                     for crop in shift_crops(hr, shift_size, dy, dx)]
+            lr_c = C.to_device(torch.cat([p[0] for p in pairs]), dev, fmt)
+            r_c = torch.cat([p[1] for p in pairs]).to(dev).float() if rc else None
+            with torch.no_grad():
+                zy_c = codec.encode_lr(lr_c)
+            t_c = torch.full((zy_c.shape[0],), T - 1, dtype=torch.long, device=dev)
+            out_a, out_b = codec.decode(student(diffusion.scale_input(zy_c, t_c), t_c, lr_c, r_c, None)).chunk(2)
+            return shift_loss(out_a, out_b, dy, dx)
 
         def _student_update(out: dict, loss_s: Tensor, loss_g_own: Tensor | None, step: int) -> None:
             opt_s.zero_grad(set_to_none=True)
