@@ -117,6 +117,37 @@ def test_noise_models():
     assert np.allclose(pg - src, (pg - src)[..., :1], atol=1e-6)
 
 
+def test_coupled_poisson_draws_do_not_depend_on_the_pixels():
+    """rng.poisson takes a number of draws that depends on the pixels, so two crops of one photo
+    degraded from one seed part ways at the first Poisson noise (the moved crop then gets other
+    JPEG qualities, other stage-2 noise). With coupled_poisson the stream ends at the same point
+    for any pixels, and the counts keep Poisson's mean and variance."""
+    from dataclasses import replace
+
+    a, b = _hr(64, seed=0), _hr(64, seed=1)[::-1].copy()
+    coupled = replace(DegradeConfig.preset("small"), coupled_poisson=True)
+
+    def parts(cfg, seed):
+        ra, rb = np.random.default_rng(seed), np.random.default_rng(seed)
+        degrade_realesrgan(a, ra, 4, cfg)
+        degrade_realesrgan(b, rb, 4, cfg)
+        return ra.random() != rb.random()
+    assert sum(parts(DegradeConfig.preset("small"), s) for s in range(16)) >= 3
+    assert not any(parts(coupled, s) for s in range(16))
+    for mean in (0.6, 4.0, 9.5, 10.5, 40.0, 200.0):        # both sides of the inverse-CDF bound
+        lam = np.full((256, 256), mean)
+        r = np.random.default_rng(int(mean * 10))
+        counts = dg.coupled_poisson(lam, r.random(lam.shape), r.standard_normal(lam.shape))
+        assert counts.mean() == pytest.approx(mean, rel=0.03) and counts.var() == pytest.approx(mean, rel=0.06)
+        assert np.array_equal(counts, np.round(counts)) and counts.min() >= 0
+    u, z = np.random.default_rng(7).random((2, 1000)), np.random.default_rng(8).standard_normal((2, 1000))
+    lo = dg.coupled_poisson(np.full((2, 1000), 3.0), u, z)
+    hi = dg.coupled_poisson(np.full((2, 1000), 3.5), u, z)
+    apart = np.random.default_rng(9).poisson(3.0, (2, 1000)) != np.random.default_rng(10).poisson(3.5, (2, 1000))
+    # monotone, and a slightly brighter pixel moves fewer counts than independent draws would
+    assert (hi >= lo).all() and (hi != lo).mean() < 0.6 < apart.mean()
+
+
 def test_jpeg_roundtrip_flat_image():
     img = np.full((16, 16, 3), 100 / 255, np.float32)
     assert np.abs(dg.jpeg(img, 90) - img).max() <= 2 / 255

@@ -95,6 +95,26 @@ def test_realesrgan_t_degrades_like_the_numpy_pipeline():
     assert p1 < 33                                       # a heavy degradation (a no-op scores 99)
 
 
+def test_coupled_poisson_keeps_the_generator_in_step_for_any_pixels():
+    """torch.poisson's draws depend on the pixels: two different batches degraded from one seed
+    leave the generator at different points, so the later noise differs. With coupled_poisson
+    both streams end at the same point."""
+    from dataclasses import replace
+
+    a, b = _t([_photo(64, s) for s in range(4)]), _t([_photo(64, s + 9)[::-1].copy() for s in range(4)])
+    cfg = dg.DegradeConfig.preset("small")
+
+    def parts(c, seed):
+        ends = []
+        for x in (a, b):
+            rng, gen = np.random.default_rng(seed), torch.Generator().manual_seed(seed)
+            degrade_realesrgan_t(x, rng, gen, 4, c)
+            ends.append((rng.random(), torch.rand(1, generator=gen).item()))
+        return ends[0] != ends[1]
+    assert sum(parts(cfg, s) for s in range(6)) >= 2
+    assert not any(parts(replace(cfg, coupled_poisson=True), s) for s in range(6))
+
+
 def test_degrade_batch_mixes_and_flags_rows():
     imgs = [_photo(32, s) for s in range(16)]
     hr = _t(imgs) * 2 - 1

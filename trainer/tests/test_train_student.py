@@ -549,11 +549,25 @@ def test_shift_pairs_are_degraded_alike(photos):
     cfg = SimpleNamespace(run=SimpleNamespace(seed=5), data=SimpleNamespace(
         degradation="mixed", bicubic_share=0.3, hr_size=64))
     hr = torch.rand(6, 3, 48, 48, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    lr1, real1 = degrade_alike(cfg, hr, torch.device("cpu"), "shift", 0, 7)
-    lr2, real2 = degrade_alike(cfg, hr.clone(), torch.device("cpu"), "shift", 0, 7)
-    lr3, _ = degrade_alike(cfg, hr, torch.device("cpu"), "shift", 0, 8)
+    lr1, real1 = degrade_alike(cfg, hr, torch.device("cpu"), "shift", 0, 7, coupled=True)
+    lr2, real2 = degrade_alike(cfg, hr.clone(), torch.device("cpu"), "shift", 0, 7, coupled=True)
+    lr3, _ = degrade_alike(cfg, hr, torch.device("cpu"), "shift", 0, 8, coupled=True)
     assert lr1.shape == (6, 3, 12, 12) and torch.equal(lr1, lr2) and torch.equal(real1, real2)
     assert 0 < real1.sum() and not torch.equal(lr1, lr3)
+    # other pixels, same draws: with the right quarter of each crop replaced, the LR's left columns
+    # change only as far as the pipeline's kernels and resizes carry the change when coupled; the
+    # uncoupled Poisson sampler puts the generator out of step, and then the noise changes everywhere
+    wide = torch.rand(6, 3, 96, 96, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    other = wide.clone()
+    other[..., 72:] = torch.rand(6, 3, 96, 24, generator=torch.Generator().manual_seed(3)) * 2 - 1
+
+    def left_change(step: int, coupled: bool) -> float:
+        a, b = (degrade_alike(cfg, x, torch.device("cpu"), "shift", 0, step, coupled=coupled)[0] for x in (wide, other))
+        return float((a - b)[..., :6].abs().mean())
+    together = [left_change(step, True) for step in range(8)]
+    apart = [left_change(step, False) for step in range(8)]
+    assert all(t <= a + 1e-6 for t, a in zip(together, apart)), (together, apart)
+    assert sum(together) < 0.3 * sum(apart), (together, apart)
 
 
 def test_anchor_holds_clean_rows_to_the_init_student(photos, teacher_ckpt, tmp_path):

@@ -71,6 +71,13 @@ class DegradeConfig:
     final_sinc_prob: float = 0.8
     final_kernel_sizes: tuple[int, ...] = (3, 5, 7, 9, 11, 13)
     resize_modes: tuple[str, ...] = ("area", "bilinear", "bicubic")
+    # Poisson counts as round(lam + sqrt(lam) * z), z drawn from the stream, in place of the
+    # generator's Poisson sampler, whose number of draws depends on the pixels: with it, two crops
+    # of one photo degraded from one seed leave the stream at different points, and every draw
+    # after the first Poisson noise (stage 2's noise, JPEG quality, ...) differs between them. On
+    # for the pairs that must be degraded alike (student.w_shift, scripts/shift-check.py); off
+    # everywhere else, so eval's LRs and training draws stay as they were.
+    coupled_poisson: bool = False
 
     @classmethod
     def preset(cls, name: str) -> "DegradeConfig":
@@ -206,16 +213,48 @@ def add_gaussian_noise(img: np.ndarray, rng: np.random.Generator, sigma: float, 
     return (img + (noise * (sigma / 255.0)).astype(np.float32)).astype(np.float32)
 
 
-def add_poisson_noise(img: np.ndarray, rng: np.random.Generator, scale: float, gray: bool) -> np.ndarray:
+COUPLED_EXACT_BELOW = 10.0     # coupled_poisson: inverse CDF below this mean, normal approximation above
+COUPLED_TERMS = 40             # P(count >= 40) < 1e-11 for a mean under 10
+
+
+def coupled_poisson(lam, u, z):
+    """Poisson counts with mean ``lam`` from one uniform ``u`` and one standard normal ``z`` per
+    element (numpy arrays or torch tensors of lam's shape), so the draws do not depend on lam: the
+    inverse CDF where lam < 10 (exact), round(lam + sqrt(lam) z) clamped at 0 elsewhere (mean and
+    variance right; skew 0.32 at most, where Poisson's is). A larger lam at the same u, z never
+    gives fewer counts, so two crops of one photo get noise that differs only where the photo does."""
+    lib = np if isinstance(lam, np.ndarray) else __import__("torch")
+    small = lam < COUPLED_EXACT_BELOW
+    m = lib.where(small, lam, lib.zeros_like(lam))
+    p = lib.exp(-m)                        # P(count = k), from k = 0
+    cdf = p
+    exact = lib.zeros_like(lam)
+    for k in range(1, COUPLED_TERMS + 1):
+        exact = exact + (u > cdf)
+        p = p * m / k
+        cdf = cdf + p
+    approx = lib.round(lam + lib.sqrt(lam) * z)
+    approx = lib.maximum(approx, lib.zeros_like(approx))
+    return lib.where(small, exact, approx)
+
+
+def add_poisson_noise(img: np.ndarray, rng: np.random.Generator, scale: float, gray: bool,
+                      coupled: bool = False) -> np.ndarray:
     """Shot noise: counts ~ Poisson(img * levels) with levels = 2^ceil(log2(#distinct 8-bit values)),
-    noise = (counts / levels - img) * scale. Gray: computed on luma and added to all channels."""
+    noise = (counts / levels - img) * scale. Gray: computed on luma and added to all channels.
+    ``coupled``: counts = round(lam + sqrt(lam) z) from standard normals, a fixed number of draws
+    whatever the pixels (DegradeConfig.coupled_poisson)."""
     src = np.clip(img, 0.0, 1.0).astype(np.float64)
     if gray:
         src = (src @ np.array(LUMA))[..., None]
     src = np.round(src * 255.0) / 255.0                  # counted on 8-bit levels, as BasicSR does
     levels = len(np.unique(src))
     levels = 2 ** math.ceil(math.log2(max(levels, 2)))
-    counts = rng.poisson(src * levels)
+    lam = src * levels
+    if coupled:
+        counts = coupled_poisson(lam, rng.random(lam.shape), rng.standard_normal(lam.shape))
+    else:
+        counts = rng.poisson(lam)
     noise = (counts / levels - src) * scale
     if gray:
         noise = np.repeat(noise, img.shape[2], axis=2)
@@ -270,7 +309,7 @@ def _random_resize(img, rng, probs, rng_range, modes, base_hw, s_is_relative_to_
     return resize_to(img, h, w, mode)
 
 
-def _noise(img, rng, p_gauss, sigma_range, poisson_range, p_gray):
+def _noise(img, rng, p_gauss, sigma_range, poisson_range, p_gray, coupled=False):
     """Gaussian (p_gauss) or Poisson noise, colour or gray (p_gray), then clamp to [0, 1]."""
     if rng.uniform() < p_gauss:
         sigma = rng.uniform(*sigma_range)
@@ -279,7 +318,7 @@ def _noise(img, rng, p_gauss, sigma_range, poisson_range, p_gray):
     else:
         sc = rng.uniform(*poisson_range)
         gray = rng.uniform() < p_gray
-        out = add_poisson_noise(img, rng, sc, gray)
+        out = add_poisson_noise(img, rng, sc, gray, coupled)
     return np.clip(out, 0.0, 1.0)
 
 
@@ -307,7 +346,7 @@ def degrade_realesrgan(hr: np.ndarray, rng: np.random.Generator, scale: int = 4,
     out = blur(hr, k1)
     out = _random_resize(out, rng, cfg.resize_prob, cfg.resize_range, cfg.resize_modes, (h, w), False)
     out = _noise(out, rng, cfg.gaussian_noise_prob, cfg.noise_range, cfg.poisson_scale_range,
-                 cfg.gray_noise_prob)
+                 cfg.gray_noise_prob, cfg.coupled_poisson)
     out = jpeg(out, int(rng.integers(cfg.jpeg_range[0], cfg.jpeg_range[1] + 1)))
 
     # stage 2
@@ -316,7 +355,7 @@ def degrade_realesrgan(hr: np.ndarray, rng: np.random.Generator, scale: int = 4,
             out = blur(out, k2)
         out = _random_resize(out, rng, cfg.resize_prob2, cfg.resize_range2, cfg.resize_modes, lr_hw, True)
         out = _noise(out, rng, cfg.gaussian_noise_prob2, cfg.noise_range2, cfg.poisson_scale_range2,
-                     cfg.gray_noise_prob2)
+                     cfg.gray_noise_prob2, cfg.coupled_poisson)
 
     # final: [resize to LR size + sinc] and JPEG, in random order
     mode = cfg.resize_modes[int(rng.integers(len(cfg.resize_modes)))]

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .degrade import LUMA, DegradeConfig, random_kernel, sinc_kernel
+from .degrade import LUMA, DegradeConfig, coupled_poisson, random_kernel, sinc_kernel
 from .resize import imresize_t
 
 # ITU-T T.81 Annex K tables (quality 50), row-major.
@@ -148,8 +148,9 @@ def _poisson_levels(img: Tensor) -> Tensor:
 
 
 def _noise_t(img: Tensor, rng: np.random.Generator, gen: torch.Generator, p_gauss, sigma_range,
-             poisson_range, p_gray) -> Tensor:
-    """Per image: Gaussian (p_gauss) or Poisson noise, colour or gray (p_gray); then clamp."""
+             poisson_range, p_gray, coupled: bool = False) -> Tensor:
+    """Per image: Gaussian (p_gauss) or Poisson noise, colour or gray (p_gray); then clamp.
+    ``coupled``: Poisson counts from normals, a fixed number of draws (DegradeConfig.coupled_poisson)."""
     b, c, h, w = img.shape
     dev, dt = img.device, img.dtype
 
@@ -168,8 +169,15 @@ def _noise_t(img: Tensor, rng: np.random.Generator, gen: torch.Generator, p_gaus
     luma = (src * torch.tensor(LUMA, dtype=dt, device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
     src_g = torch.round(luma * 255.0) / 255.0
     lev_c, lev_g = _poisson_levels(src), _poisson_levels(src_g)
-    p_col = (torch.poisson(src * lev_c, generator=gen) / lev_c - src)
-    p_gray = (torch.poisson(src_g * lev_g, generator=gen) / lev_g - src_g).expand(b, c, h, w)
+    def counts(lam: Tensor) -> Tensor:
+        if coupled:
+            u = torch.rand(lam.shape, generator=gen, device=dev, dtype=dt)
+            z = torch.randn(lam.shape, generator=gen, device=dev, dtype=dt)
+            return coupled_poisson(lam, u, z)
+        return torch.poisson(lam, generator=gen)
+
+    p_col = (counts(src * lev_c) / lev_c - src)
+    p_gray = (counts(src_g * lev_g) / lev_g - src_g).expand(b, c, h, w)
     p_noise = (gray * p_gray + (1 - gray) * p_col) * scale
     return (img + gauss * g_noise + (1 - gauss) * p_noise).clamp(0, 1)
 
@@ -206,7 +214,7 @@ def degrade_realesrgan_t(hr: Tensor, rng: np.random.Generator, gen: torch.Genera
     s, mode = _draw_resize(rng, cfg.resize_prob, cfg.resize_range, cfg.resize_modes)
     out = _resize_t(out, int(h * s), int(w * s), mode)
     out = _noise_t(out, rng, gen, cfg.gaussian_noise_prob, cfg.noise_range, cfg.poisson_scale_range,
-                   cfg.gray_noise_prob)
+                   cfg.gray_noise_prob, cfg.coupled_poisson)
     out = jpeg_t(out, quality(cfg.jpeg_range))
     # stage 2 (for the whole batch or none of it)
     if rng.uniform() < cfg.second_order_prob:
@@ -214,7 +222,7 @@ def degrade_realesrgan_t(hr: Tensor, rng: np.random.Generator, gen: torch.Genera
         s, mode = _draw_resize(rng, cfg.resize_prob2, cfg.resize_range2, cfg.resize_modes)
         out = _resize_t(out, int(lr_h * s), int(lr_w * s), mode)
         out = _noise_t(out, rng, gen, cfg.gaussian_noise_prob2, cfg.noise_range2, cfg.poisson_scale_range2,
-                       cfg.gray_noise_prob2)
+                       cfg.gray_noise_prob2, cfg.coupled_poisson)
     # final: [resize to the LR size + sinc] and JPEG, in random order
     mode = cfg.resize_modes[int(rng.integers(len(cfg.resize_modes)))]
     q2 = quality(cfg.jpeg_range2)

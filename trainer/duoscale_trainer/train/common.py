@@ -22,7 +22,7 @@ import signal
 import tempfile
 import time
 from collections import deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -404,18 +404,22 @@ def degrade_on_device(cfg: Config, batch: dict, device: torch.device, *stream: A
     return {**batch, "lr": lr, "real": real}
 
 
-def degrade_alike(cfg: Config, hr: torch.Tensor, device: torch.device, *stream: Any) -> tuple[torch.Tensor, torch.Tensor]:
+def degrade_alike(cfg: Config, hr: torch.Tensor, device: torch.device, *stream: Any,
+                  coupled: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """data/degrade_torch.py's pipeline (data.degradation, data.bicubic_share) on ``hr``, whatever
     data.device_degradation says, drawn from ``stream``'s seeds alone: two batches of the same shape
-    with the same stream get the same kernels, noise, JPEG quality and bicubic-only rows
-    (degrade_on_device; student.w_shift). Returns (lr, real flags)."""
+    with the same stream get the same kernels, JPEG quality and bicubic-only rows, and the same
+    noise draws where ``coupled`` (DegradeConfig.coupled_poisson: without it, torch.poisson's draws
+    depend on the pixels, so two different photos leave the generator at different points and
+    their later noise differs). degrade_on_device: not coupled; student.w_shift: coupled.
+    Returns (lr, real flags)."""
     from ..data.degrade import DegradeConfig
     from ..data.degrade_torch import degrade_batch
 
     rng = np.random.default_rng(step_seed(cfg.run.seed, "degrade-np", *stream))
     gen = step_generator(cfg.run.seed, device, "degrade", *stream)
-    return degrade_batch(hr.to(device), rng, gen, cfg.data.degradation, 4,
-                         DegradeConfig.for_hr_size(cfg.data.hr_size), cfg.data.bicubic_share)
+    dcfg = replace(DegradeConfig.for_hr_size(cfg.data.hr_size), coupled_poisson=coupled)
+    return degrade_batch(hr.to(device), rng, gen, cfg.data.degradation, 4, dcfg, cfg.data.bicubic_share)
 
 
 def prepare_faces(folder: str, run_dir: Path | None, cfg: Config) -> str:

@@ -684,11 +684,12 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         def _shift_term(step: int, hr: Tensor) -> Tensor:
             """student.w_shift: two crops of each HR crop, 1-3 px apart, degraded with the same draws
-            (kernels, noise, JPEG quality, which rows stay bicubic-only), each run through the
-            student without prior noise, the mode it ships in, in one batch; their outputs compared
+            (kernels, noise, JPEG quality, which rows stay bicubic-only; Poisson noise coupled), each run
+            through the student without prior noise, the mode it ships in, in one batch; their outputs compared
             where the crops overlap (shift_loss)."""
             dy, dx = shift_offsets(C.step_generator(cfg.run.seed, torch.device("cpu"), "shift", ctx.dist.rank, step))
-            pairs = [C.degrade_alike(cfg, crop.contiguous(memory_format=fmt), dev, "shift", ctx.dist.rank, step)
+            pairs = [C.degrade_alike(cfg, crop.contiguous(memory_format=fmt), dev, "shift", ctx.dist.rank, step,
+                                     coupled=True)
                      for crop in shift_crops(hr, shift_size, dy, dx)]
             lr_c = C.to_device(torch.cat([p[0] for p in pairs]), dev, fmt)
             r_c = torch.cat([p[1] for p in pairs]).to(dev).float() if rc else None
