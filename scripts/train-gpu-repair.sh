@@ -16,7 +16,7 @@
 #                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: r-adv10ct r-tfd03 r-tfd10)
+#   VARIANTS       which of the variants below to run (default: r-tfd03 r-tfd03m r-tfd03ms)
 #   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
@@ -62,6 +62,13 @@
 # 4-px grid (excess 0.10) but a crumpled texture; not a default (docs/MODELS.md "A texture term").
 # Stop 26 (CPU only): a gated noise pixel head (r-hg10, r-hg20) drew lattice-free grain, but
 # everywhere or nowhere; not a default (docs/MODELS.md "A pixel head").
+# Stop 30 (CPU only): the defaults are now r-tfd03 alone, with the median term and anchor of
+# med3a300 (r-tfd03m), and with the shift term on top (r-tfd03ms): on the CPU the teacher-feature
+# D at 0.3 with the median term (mtf03) drew a 4-px checker, the cleanest repair came from the
+# median term, and the shift term's pairs are now degraded alike (coupled Poisson noise); the
+# 64 px CPU crops leave the shift term an overlap a 35th of a 256 px crop's (docs/MODELS.md
+# "Coupled noise for the shift pairs"). Smoke-tested with the command above and
+# VARIANTS=r-tfd03ms.
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -74,7 +81,7 @@ TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
 CACHE=${CACHE:-2048}
-VARIANTS=${VARIANTS:-"r-adv10ct r-tfd03 r-tfd10"}
+VARIANTS=${VARIANTS:-"r-tfd03 r-tfd03m r-tfd03ms"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -120,6 +127,12 @@ flags() {  # what each variant changes
     # had not begun after 400 (docs/MODELS.md, "A discriminator on the teacher's features")
     r-tfd10|r-tfd30) echo "$(flags "r-adv${1#r-tfd}ct")" --set model.disc_hr=teacher ;;
     r-tfd03) echo "$(flags r-tfd10)" --set student.w_hr_adv=0.3 ;;   # on the CPU weight 1 already drew outlines
+    # r-tfd03 with the median term and the strong anchor of med3a300 (the cleanest repair on the
+    # CPU, stop 28), then also the shift term with coupled noise (stop 30), whose overlap on 256 px
+    # crops is about 35 times the CPU's: docs/MODELS.md "A median term", "Coupled noise for the
+    # shift pairs"
+    r-tfd03m) echo "$(flags r-tfd03)" --set student.w_median=3 --set student.w_anchor=300 ;;
+    r-tfd03ms) echo "$(flags r-tfd03m)" --set student.w_shift=30 ;;
     # no HR discriminator: the texture term (patch distributions per window, matched to the HR
     # crop's), without the 4-px period and with a charge on it; r-adv10ct's colour and permutation
     # settings (docs/MODELS.md, "A texture term")
