@@ -76,7 +76,9 @@ class DegradeConfig:
     # of one photo degraded from one seed leave the stream at different points, and every draw
     # after the first Poisson noise (stage 2's noise, JPEG quality, ...) differs between them. On
     # for the pairs that must be degraded alike (student.w_shift, scripts/shift-check.py); off
-    # everywhere else, so eval's LRs and training draws stay as they were.
+    # everywhere else, so eval's LRs and training draws stay as they were. The number of levels
+    # still follows each crop's distinct values: on the 27 val photos' 256 px centre crops, 1 of
+    # the 52 moves with Poisson noise changed it (scripts/shift-check.py's moves, seed 1234).
     coupled_poisson: bool = False
 
     @classmethod
