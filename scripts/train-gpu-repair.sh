@@ -67,8 +67,9 @@
 # D at 0.3 with the median term (mtf03) drew a 4-px checker, the cleanest repair came from the
 # median term, and the shift term's pairs are now degraded alike (coupled Poisson noise); the
 # 64 px CPU crops leave the shift term an overlap a 35th of a 256 px crop's (docs/MODELS.md
-# "Coupled noise for the shift pairs"). Smoke-tested with the command above and
-# VARIANTS=r-tfd03ms.
+# "Coupled noise for the shift pairs"). Smoke-tested with the command above, VARIANTS=r-tfd03ms,
+# MINUTES=0.4 and `--set student.d_warmup_steps=0` added to EXTRA, so that the 0.4 minutes reach
+# student steps with the shift term (49 steps, rc 0).
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
