@@ -79,26 +79,18 @@ def run_model(method, lr: np.ndarray) -> np.ndarray:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("val")
-    ap.add_argument("models", nargs="+", help="NAME=MODEL.onnx (repair mode on where the model has it)")
+    ap.add_argument("models", nargs="+", help="NAME=MODEL.onnx or checkpoint (repair mode on where the model has it)")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--window", action="append", default=[], help="NAME:X,Y,SIZE, e.g. krank-level-25-0:0,0,128")
     a = ap.parse_args()
-    from duoscale_trainer.evaluate import EvalError, Method, _bicubic, method_from_onnx
+    from duoscale_trainer.evaluate import EvalError, Method, _bicubic, repair_students
 
-    methods = [Method(name="bicubic", kind="bicubic", run=_bicubic)]
-    for spec in a.models:
-        name, _, path = spec.partition("=")
-        if not path:
-            print(f"{spec}: give NAME=MODEL.onnx", file=sys.stderr)
-            return 2
-        try:
-            m = method_from_onnx(name, path)    # repair on where the model has the input ("truth")
-        except EvalError as e:                  # names the file: not found, or not loadable
-            print(e, file=sys.stderr)
-            return 2
-        m.degradation = "realesrgan"
-        methods.append(m)
+    try:
+        methods = [Method(name="bicubic", kind="bicubic", run=_bicubic)] + repair_students(a.models)
+    except EvalError as e:                      # names the spec or the file: not found, not loadable
+        print(e, file=sys.stderr)
+        return 2
     windows = {}
     for w in a.window:
         name, _, box = w.partition(":")

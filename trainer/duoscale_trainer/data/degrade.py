@@ -71,8 +71,8 @@ class DegradeConfig:
     final_sinc_prob: float = 0.8
     final_kernel_sizes: tuple[int, ...] = (3, 5, 7, 9, 11, 13)
     resize_modes: tuple[str, ...] = ("area", "bilinear", "bicubic")
-    # Poisson counts as round(lam + sqrt(lam) * z), z drawn from the stream, in place of the
-    # generator's Poisson sampler, whose number of draws depends on the pixels: with it, two crops
+    # Poisson counts from one uniform and one normal per pixel (coupled_poisson below), in place of
+    # the generator's Poisson sampler, whose number of draws depends on the pixels: with it, two crops
     # of one photo degraded from one seed leave the stream at different points, and every draw
     # after the first Poisson noise (stage 2's noise, JPEG quality, ...) differs between them. On
     # for the pairs that must be degraded alike (student.w_shift, scripts/shift-check.py); off
@@ -225,7 +225,10 @@ def coupled_poisson(lam, u, z):
     inverse CDF where lam < 10 (exact), round(lam + sqrt(lam) z) clamped at 0 elsewhere (mean and
     variance right; skew 0.32 at most, where Poisson's is). A larger lam at the same u, z never
     gives fewer counts, so two crops of one photo get noise that differs only where the photo does."""
-    lib = np if isinstance(lam, np.ndarray) else __import__("torch")
+    if isinstance(lam, np.ndarray):
+        lib = np
+    else:                                  # degrade_torch's tensors; this module stays numpy-only otherwise
+        import torch as lib
     small = lam < COUPLED_EXACT_BELOW
     m = lib.where(small, lam, lib.zeros_like(lam))
     p = lib.exp(-m)                        # P(count = k), from k = 0
@@ -244,8 +247,8 @@ def add_poisson_noise(img: np.ndarray, rng: np.random.Generator, scale: float, g
                       coupled: bool = False) -> np.ndarray:
     """Shot noise: counts ~ Poisson(img * levels) with levels = 2^ceil(log2(#distinct 8-bit values)),
     noise = (counts / levels - img) * scale. Gray: computed on luma and added to all channels.
-    ``coupled``: counts = round(lam + sqrt(lam) z) from standard normals, a fixed number of draws
-    whatever the pixels (DegradeConfig.coupled_poisson)."""
+    ``coupled``: counts from coupled_poisson, a fixed number of draws whatever the pixels
+    (DegradeConfig.coupled_poisson)."""
     src = np.clip(img, 0.0, 1.0).astype(np.float64)
     if gray:
         src = (src @ np.array(LUMA))[..., None]

@@ -150,7 +150,8 @@ def _poisson_levels(img: Tensor) -> Tensor:
 def _noise_t(img: Tensor, rng: np.random.Generator, gen: torch.Generator, p_gauss, sigma_range,
              poisson_range, p_gray, coupled: bool = False) -> Tensor:
     """Per image: Gaussian (p_gauss) or Poisson noise, colour or gray (p_gray); then clamp.
-    ``coupled``: Poisson counts from normals, a fixed number of draws (DegradeConfig.coupled_poisson)."""
+    ``coupled``: Poisson counts from coupled_poisson, a fixed number of draws whatever the pixels
+    (DegradeConfig.coupled_poisson)."""
     b, c, h, w = img.shape
     dev, dt = img.device, img.dtype
 
@@ -169,6 +170,7 @@ def _noise_t(img: Tensor, rng: np.random.Generator, gen: torch.Generator, p_gaus
     luma = (src * torch.tensor(LUMA, dtype=dt, device=dev).view(1, 3, 1, 1)).sum(1, keepdim=True)
     src_g = torch.round(luma * 255.0) / 255.0
     lev_c, lev_g = _poisson_levels(src), _poisson_levels(src_g)
+
     def counts(lam: Tensor) -> Tensor:
         if coupled:
             u = torch.rand(lam.shape, generator=gen, device=dev, dtype=dt)
