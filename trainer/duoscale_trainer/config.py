@@ -126,6 +126,12 @@ class StudentConfig:
                                       # student's 4-px latent grid does not (MODELS.md, stop 29)
     shift_size: int = 0               # those two crops' side in HR px: a multiple of 16 up to hr_size - 3;
                                       # 0 = hr_size - 16
+    adv_edge_gate: float = 0.0        # >0: the HR discriminator's gradient reaches the student only where the
+                                      # HR crop has an edge that survives a Gaussian blur of this sigma (HR px),
+                                      # by a soft mask; elsewhere (grass, foliage, noise-level texture) the
+                                      # fidelity terms alone decide (MODELS.md, "An edge gate", stop 31)
+    adv_edge_lo: float = 3.0          # the mask's ramp: 0 below this blurred luma gradient (BT.601, 0-255
+    adv_edge_hi: float = 8.0          # levels per px), 1 above adv_edge_hi
     w_gate_flat: float = 0.0          # Real-ESRGAN rows only: the mean gain of the pixel head's noise gate
                                       # (model.pixel_head_gate) on the latent cells where the HR crop is
                                       # flat, so the gate learns to shut there (MODELS.md, stop 27)
@@ -419,7 +425,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -563,6 +569,10 @@ def validate(cfg: Config) -> None:
     if s.shift_size and (s.shift_size % 16 or not 16 <= s.shift_size <= cfg.data.hr_size - 3):
         raise ValueError(f"config student.shift_size={s.shift_size}: must be a multiple of 16 from 16 to "
                          f"data.hr_size - 3 ({cfg.data.hr_size - 3}), or 0 for hr_size - 16")
+    if s.adv_edge_gate < 0 or (s.adv_edge_gate > 0 and not 0 <= s.adv_edge_lo < s.adv_edge_hi):
+        raise ValueError(f"config student.adv_edge_gate={s.adv_edge_gate}, adv_edge_lo={s.adv_edge_lo}, "
+                         f"adv_edge_hi={s.adv_edge_hi}: the gate's sigma must be 0 (off) or positive, and "
+                         "0 <= adv_edge_lo < adv_edge_hi (levels per px)")
     for key in ("w_detail", "w_texture", "w_median", "w_shift", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
         v = getattr(s, key)
         if not v >= 0:

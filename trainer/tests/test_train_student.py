@@ -279,6 +279,35 @@ def test_detail_and_colour_terms_measure_what_they_say():
     assert colour_loss(shifted, hr, torch.zeros(2)).item() == 0
 
 
+def test_edge_gate_opens_on_an_edge_and_stays_shut_on_fine_texture_of_more_contrast():
+    """student.adv_edge_gate: a 100-level step gets the D's pull, a 4-px texture of +-40 levels (80
+    peak to peak, the pattern grass gives) does not, and the gated image keeps its value while only
+    the open part passes a gradient back."""
+    from duoscale_trainer.train.student import edge_gate, gate_gradient
+
+    h = w = 64
+    img = torch.zeros(1, 3, h, w)
+    img[..., :, 16:32] = 100.0 / 127.5                      # a step up at x = 16, down at x = 32
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    texture = 40.0 / 127.5 * torch.sign(torch.sin((xx + yy).float() * math.pi / 2 + 0.5))
+    img[..., :, 40:] = texture[:, 40:]                      # a diagonal hatching, period 4 px
+    img = img - 0.5
+    gate = edge_gate(img, 3.0, 3.0, 8.0)
+    assert gate.shape == (1, 1, h, w)
+    assert 0.0 <= gate.min().item() and gate.max().item() <= 1.0
+    assert gate[..., :, 15:17].min().item() == 1.0          # on the edges
+    assert gate[..., :, 31:33].min().item() == 1.0
+    assert gate[..., 8:-8, 48:56].max().item() == 0.0       # inside the texture, away from its border
+    assert gate[..., :, 0:6].max().item() == 0.0            # and on the flat part
+    # the value is untouched, the gradient passes only where the gate is open
+    out = img.clone().requires_grad_(True)
+    gated = gate_gradient(out, gate)
+    assert torch.equal(gated, out)
+    gated.square().sum().backward()
+    assert torch.allclose(out.grad, 2 * img * gate)
+    assert out.grad[..., 8:-8, 48:56].abs().max().item() == 0.0
+
+
 def test_median_term_keeps_an_uncertain_edge_an_edge_where_the_mse_blurs_it():
     """student.w_median: for an edge whose place the input leaves uncertain (one pixel either side,
     the middle a little likelier), the image that minimises the MSE over the candidates is a ramp,
@@ -477,10 +506,12 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--set", "run.sample_every=100", "--set", "student.w_detail=10",
                           "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50",
                           "--set", "student.w_texture=5", "--set", "student.w_median=2",
-                          "--set", "student.w_shift=3"])
+                          "--set", "student.w_shift=3", "--set", "student.adv_edge_gate=2"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
-    assert {"detail", "colour", "artefact", "texture", "median", "shift"} <= seen
+    assert {"detail", "colour", "artefact", "texture", "median", "shift", "edge_gate"} <= seen
+    gate = [e["losses"]["edge_gate"] for e in events if e["event"] == "progress" and "edge_gate" in e.get("losses", {})]
+    assert all(0.0 <= v <= 1.0 for v in gate)
     shift = [e["losses"]["shift"] for e in events if e["event"] == "progress" and "shift" in e.get("losses", {})]
     assert all(math.isfinite(v) and v > 0 for v in shift)
     cache = torch.load(out / "target_cache_rank0.pt", map_location="cpu", weights_only=False)
@@ -500,6 +531,7 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert cfg["student"]["w_artefact"] == 50 and cfg["student"]["w_texture"] == 5
     assert "w_median" in RECIPE_KEYS and cfg["student"]["w_median"] == 2
     assert {"w_shift", "shift_size"} <= set(RECIPE_KEYS) and cfg["student"]["w_shift"] == 3
+    assert {"adv_edge_gate", "adv_edge_lo", "adv_edge_hi"} <= set(RECIPE_KEYS) and cfg["student"]["adv_edge_gate"] == 2
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
@@ -512,6 +544,9 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad3", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_shift=1", "--set", "student.shift_size=24"])
     assert rc != 0 and "student.shift_size" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad4", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.adv_edge_gate=3", "--set", "student.adv_edge_lo=9"])
+    assert rc != 0 and "student.adv_edge_gate" in json.dumps(events)
 
 
 def test_shift_term_charges_a_pattern_on_the_output_grid_not_detail_that_moves_with_the_photo():

@@ -261,6 +261,36 @@ def gate_flat_loss(gain: Tensor, hr: Tensor, mask: Tensor, level: float) -> Tens
     return _masked_mean(per, mask)
 
 
+def edge_gate(hr: Tensor, sigma: float, lo: float, hi: float) -> Tensor:
+    """B x 1 x H x W soft mask in [0, 1]: 1 where the HR crop has an edge that survives a Gaussian
+    blur of ``sigma`` HR px (its luma gradient, BT.601 on 0-255, central differences, at least ``hi``
+    levels per px), 0 where the blurred gradient is below ``lo``, a ramp between.
+
+    A blur of sigma 3 leaves a 100-level step a gradient of about 13 levels per px and takes fine
+    texture (grass, foliage, grain: periods of a few px) down to under one, so the mask separates
+    the edges a viewer reads as sharpness from the texture where a deterministic student can only
+    answer a discriminator with a pattern on its 4-px grid (MODELS.md, "An edge gate"). A measure of
+    the HR, not differentiated."""
+    with torch.no_grad():
+        y = luma01(hr) * 255.0
+        radius = max(1, int(math.ceil(3.0 * sigma)))
+        x = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
+        k = torch.exp(-0.5 * (x / sigma) ** 2)
+        k = k / k.sum()
+        r = min(radius, y.shape[-2] - 1, y.shape[-1] - 1)     # reflect padding needs r < the side
+        k = k[radius - r: radius + r + 1] / k[radius - r: radius + r + 1].sum()
+        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+        y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+        g = _gradient_magnitude(F.pad(y, (1, 1, 1, 1), mode="replicate"))
+        return ((g - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def gate_gradient(img: Tensor, mask: Tensor) -> Tensor:
+    """img unchanged in value, with its gradient scaled by ``mask`` (0 = none passes back)."""
+    m = mask.to(img.dtype)
+    return img * m + img.detach() * (1 - m)
+
+
 def colour_loss(out: Tensor, hr: Tensor, mask: Tensor, cell: int = 0) -> Tensor:
     """L1 between per-channel means of ``out`` and ``hr``, in 8-bit levels, over the masked rows.
 
@@ -655,7 +685,12 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     loss_s = loss_s + s.w_colour * l
                     out["colour"] = l.detach()
                 if s.hr_adv and adv_on:                                            # eq. 4
-                    l = g_adv_loss(judge_hr(hr_hat, lr, zy, g), s.gan_loss)
+                    judged = hr_hat
+                    if s.adv_edge_gate > 0:   # D's pull reaches the student only along the HR's edges
+                        gate = edge_gate(hr, s.adv_edge_gate, s.adv_edge_lo, s.adv_edge_hi)
+                        judged = gate_gradient(hr_hat, gate)
+                        out["edge_gate"] = gate.mean()
+                    l = g_adv_loss(judge_hr(judged, lr, zy, g), s.gan_loss)
                     loss_s = loss_s + s.w_hr_adv * l
                     out["adv_hr"] = l.detach()
                 y_hat = None
