@@ -16,7 +16,7 @@
 #                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: r-tfd03 r-tfd03m r-tfd03ms)
+#   VARIANTS       which of the variants below to run (default: r-tfd03m r-tfd03me r-tfd03ms)
 #   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
@@ -70,6 +70,10 @@
 # "Coupled noise for the shift pairs"). Smoke-tested with the command above, VARIANTS=r-tfd03ms,
 # MINUTES=0.4 and `--set student.d_warmup_steps=0` added to EXTRA, so that the 0.4 minutes reach
 # student steps with the shift term (49 steps, rc 0).
+# Stop 31 (CPU only): gating the D's gradient to the HR's edges (r-tfd03me) took the hatching off
+# grass and kept the crisper edges, with a 4-px checker along them; it replaces r-tfd03 among the
+# defaults, so the three defaults differ from r-tfd03m by one setting each (docs/MODELS.md "An edge
+# gate"). Smoke-tested as stop 30's, with VARIANTS=r-tfd03me (117 steps, rc 0, `edge_gate` logged).
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -82,7 +86,7 @@ TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
 CACHE=${CACHE:-2048}
-VARIANTS=${VARIANTS:-"r-tfd03 r-tfd03m r-tfd03ms"}
+VARIANTS=${VARIANTS:-"r-tfd03m r-tfd03me r-tfd03ms"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -134,6 +138,10 @@ flags() {  # what each variant changes
     # shift pairs"
     r-tfd03m) echo "$(flags r-tfd03)" --set student.w_median=3 --set student.w_anchor=300 ;;
     r-tfd03ms) echo "$(flags r-tfd03m)" --set student.w_shift=30 ;;
+    # r-tfd03m with the D's gradient gated to the HR's edges (stop 31): on the CPU it took the
+    # hatching off grass and the blotches off a smooth sky and kept the crisper edges, but left a
+    # 4-px checker along the edges (docs/MODELS.md "An edge gate")
+    r-tfd03me) echo "$(flags r-tfd03m)" --set student.adv_edge_gate=3 ;;
     # no HR discriminator: the texture term (patch distributions per window, matched to the HR
     # crop's), without the 4-px period and with a charge on it; r-adv10ct's colour and permutation
     # settings (docs/MODELS.md, "A texture term")
