@@ -47,14 +47,18 @@ class ColourPriorError(ValueError):
     pass
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian per channel, radius ceil(4 sigma), edges replicated (any size works)."""
-    r = max(1, int(math.ceil(4 * sigma)))
+def gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 4.0, mode: str = "replicate") -> torch.Tensor:
+    """Separable Gaussian per channel, radius ceil(truncate sigma), edges padded by ``mode``:
+    "replicate" (any size works) or "reflect" (the radius is cut to one less than the shorter
+    side, and the kernel renormalised)."""
+    r = max(1, int(math.ceil(truncate * sigma)))
+    if mode == "reflect":
+        r = min(r, int(x.shape[-2]) - 1, int(x.shape[-1]) - 1)
     t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
     c = int(x.shape[1])  # a constant in the exported graph (always 3), so the kernels are too
-    x = F.pad(x, (r, r, r, r), mode="replicate")
+    x = F.pad(x, (r, r, r, r), mode=mode)
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .. import protocol
+from ..colour_prior import gaussian_blur
 from ..config import HEAD_KEYS, Config, StudentConfig, losses_on
 from . import common as C
 
@@ -272,15 +273,7 @@ def edge_gate(hr: Tensor, sigma: float, lo: float, hi: float) -> Tensor:
     answer a discriminator with a pattern on its 4-px grid (MODELS.md, "An edge gate"). A measure of
     the HR, not differentiated."""
     with torch.no_grad():
-        y = luma01(hr) * 255.0
-        radius = max(1, int(math.ceil(3.0 * sigma)))
-        x = torch.arange(-radius, radius + 1, dtype=y.dtype, device=y.device)
-        k = torch.exp(-0.5 * (x / sigma) ** 2)
-        k = k / k.sum()
-        r = min(radius, y.shape[-2] - 1, y.shape[-1] - 1)     # reflect padding needs r < the side
-        k = k[radius - r: radius + r + 1] / k[radius - r: radius + r + 1].sum()
-        y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
-        y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+        y = gaussian_blur(luma01(hr) * 255.0, sigma, truncate=3.0, mode="reflect")
         g = _gradient_magnitude(F.pad(y, (1, 1, 1, 1), mode="replicate"))
         return ((g - lo) / (hi - lo)).clamp(0.0, 1.0)
 
