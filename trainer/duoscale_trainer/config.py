@@ -132,6 +132,10 @@ class StudentConfig:
                                       # fidelity terms alone decide (MODELS.md, "An edge gate", stop 31)
     adv_edge_lo: float = 3.0          # the mask's ramp: 0 below this blurred luma gradient (BT.601, 0-255
     adv_edge_hi: float = 8.0          # levels per px), 1 above adv_edge_hi
+    adv_grid_notch: float = 0.0       # >0: the HR discriminator's gradient reaches the student without its
+                                      # components at the 15 frequencies of a 4-px period, each notched by a
+                                      # Gaussian whose spatial width is this many HR px; the D can no
+                                      # longer ask the student's 4-px latent for a checker (stop 32)
     w_gate_flat: float = 0.0          # Real-ESRGAN rows only: the mean gain of the pixel head's noise gate
                                       # (model.pixel_head_gate) on the latent cells where the HR crop is
                                       # flat, so the gate learns to shut there (MODELS.md, stop 27)
@@ -425,7 +429,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -569,6 +573,9 @@ def validate(cfg: Config) -> None:
     if s.shift_size and (s.shift_size % 16 or not 16 <= s.shift_size <= cfg.data.hr_size - 3):
         raise ValueError(f"config student.shift_size={s.shift_size}: must be a multiple of 16 from 16 to "
                          f"data.hr_size - 3 ({cfg.data.hr_size - 3}), or 0 for hr_size - 16")
+    if not (s.adv_grid_notch == 0 or 2.0 <= s.adv_grid_notch <= 32.0):
+        raise ValueError(f"config student.adv_grid_notch={s.adv_grid_notch}: the notch's spatial width must be 0 "
+                         "(off) or 2-32 HR px (at 4 px the 15 notches take 15 % of the spectrum, at 2 px 60 %)")
     if s.adv_edge_gate < 0 or (s.adv_edge_gate > 0 and not 0 <= s.adv_edge_lo < s.adv_edge_hi):
         raise ValueError(f"config student.adv_edge_gate={s.adv_edge_gate}, adv_edge_lo={s.adv_edge_lo}, "
                          f"adv_edge_hi={s.adv_edge_hi}: the gate's sigma must be 0 (off) or positive, and "

@@ -308,6 +308,47 @@ def test_edge_gate_opens_on_an_edge_and_stays_shut_on_fine_texture_of_more_contr
     assert out.grad[..., 8:-8, 48:56].abs().max().item() == 0.0
 
 
+def test_grid_notch_takes_the_4px_period_out_of_the_gradient_and_leaves_edges_in_it():
+    """student.adv_grid_notch: the value passes unchanged; the gradient of a full-crop checker and of
+    a checker confined to a blob along an edge is (nearly) all removed, while a step edge's and a
+    ramp's gradient pass almost whole; a fresh pixel D, which asks for a 4-px pattern at a photo,
+    asks for none through the notch."""
+    from duoscale_trainer.nets.discriminator import build_discriminator, gradient_grid_peak
+    from duoscale_trainer.train.student import grid_notch, notch_gradient
+
+    gain = grid_notch(64, 64, 4.0)
+    assert gain[0, 0].item() == pytest.approx(1.0) and gain[16, 16].item() == 0.0 and gain[0, 16].item() == 0.0
+    assert gain.min().item() >= 0.0 and gain.max().item() <= 1.0
+    assert torch.allclose(gain, gain.flip(0).roll(1, 0).flip(1).roll(1, 1), atol=1e-12)   # symmetric: self-adjoint
+
+    h = w = 64
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    checker = ((yy % 4 < 2) ^ (xx % 4 < 2)).float() * 2 - 1
+    blob = torch.exp(-((yy - 32.0) ** 2 + (xx - 20.0) ** 2) / (2 * 8.0 ** 2))
+    kept = {}
+    for name, pull in {"checker": checker, "checker along an edge": checker * blob,
+                       "step edge": (xx >= 32).float(), "ramp": xx.float() / w}.items():
+        x = torch.rand(1, 3, h, w, requires_grad=True)
+        y = notch_gradient(x, 4.0)
+        assert torch.allclose(y, x, atol=1e-6)
+        (y * pull).sum().backward()
+        kept[name] = (x.grad[0, 0].square().sum() / pull.square().sum()).item()
+    assert kept["checker"] < 1e-6 and kept["checker along an edge"] < 0.05
+    assert kept["step edge"] > 0.97 and kept["ramp"] > 0.97
+
+    torch.manual_seed(0)
+    D = build_discriminator("hr", "tiny").eval()
+    photo = torch.rand(2, 3, 8, 8).repeat_interleave(8, -1).repeat_interleave(8, -2) * 2 - 1
+    photo = photo + 0.1 * torch.randn_like(photo)
+
+    class Notched(torch.nn.Module):
+        def forward(self, x):
+            return D(notch_gradient(x, 4.0))
+
+    plain, notched = gradient_grid_peak(D, photo), gradient_grid_peak(Notched(), photo)
+    assert plain > 1.5 and notched < 0.5, (plain, notched)
+
+
 def test_median_term_keeps_an_uncertain_edge_an_edge_where_the_mse_blurs_it():
     """student.w_median: for an edge whose place the input leaves uncertain (one pixel either side,
     the middle a little likelier), the image that minimises the MSE over the candidates is a ramp,
@@ -506,7 +547,8 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--set", "run.sample_every=100", "--set", "student.w_detail=10",
                           "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50",
                           "--set", "student.w_texture=5", "--set", "student.w_median=2",
-                          "--set", "student.w_shift=3", "--set", "student.adv_edge_gate=2"])
+                          "--set", "student.w_shift=3", "--set", "student.adv_edge_gate=2",
+                          "--set", "student.adv_grid_notch=4"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
     assert {"detail", "colour", "artefact", "texture", "median", "shift", "edge_gate"} <= seen
@@ -532,6 +574,7 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert "w_median" in RECIPE_KEYS and cfg["student"]["w_median"] == 2
     assert {"w_shift", "shift_size"} <= set(RECIPE_KEYS) and cfg["student"]["w_shift"] == 3
     assert {"adv_edge_gate", "adv_edge_lo", "adv_edge_hi"} <= set(RECIPE_KEYS) and cfg["student"]["adv_edge_gate"] == 2
+    assert "adv_grid_notch" in RECIPE_KEYS and cfg["student"]["adv_grid_notch"] == 4
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
@@ -547,6 +590,9 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad4", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.adv_edge_gate=3", "--set", "student.adv_edge_lo=9"])
     assert rc != 0 and "student.adv_edge_gate" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad5", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.adv_grid_notch=1"])
+    assert rc != 0 and "student.adv_grid_notch" in json.dumps(events)
 
 
 def test_shift_term_charges_a_pattern_on_the_output_grid_not_detail_that_moves_with_the_photo():

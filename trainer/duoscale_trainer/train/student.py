@@ -284,6 +284,37 @@ def gate_gradient(img: Tensor, mask: Tensor) -> Tensor:
     return img * m + img.detach() * (1 - m)
 
 
+def grid_notch(h: int, w: int, width: float, period: int = 4, device=None) -> Tensor:
+    """h x w real gain on the 2-D DFT (torch.fft.fft2's layout): 1 everywhere but around the 15
+    frequencies of a ``period``-px pattern, (k/period, l/period) cycles per px without (0, 0), where it
+    falls to 0 as a Gaussian whose spatial width is ``width`` px (sigma 1 / (2 pi width) cycles per px,
+    distances taken around the circle). A linear ramp or an edge over ``width`` px keeps all but
+    exp(-(pi/2 * width)^2 / 2) of its period-4 correlation, which is nothing from 2 px up."""
+    sig = 1.0 / (2.0 * math.pi * width)
+    fy = torch.fft.fftfreq(h, device=device, dtype=torch.float64)[:, None]
+    fx = torch.fft.fftfreq(w, device=device, dtype=torch.float64)[None, :]
+    hit = torch.zeros(h, w, device=device, dtype=torch.float64)
+    for k in range(period):
+        for l in range(period):
+            if k == 0 and l == 0:
+                continue
+            dy = torch.remainder(fy - k / period + 0.5, 1.0) - 0.5
+            dx = torch.remainder(fx - l / period + 0.5, 1.0) - 0.5
+            hit = hit + torch.exp(-(dy * dy + dx * dx) / (2.0 * sig * sig))
+    return (1.0 - hit).clamp(0.0, 1.0)
+
+
+def notch_gradient(img: Tensor, width: float, period: int = 4) -> Tensor:
+    """img unchanged in value; the gradient that passes back through it loses its components at the
+    frequencies of a ``period``-px pattern (``grid_notch``). The student's latent is a 4x4
+    pixel-unshuffle, so a checker on that grid is the cheapest thing it can draw, and every D we
+    trained asks for one (MODELS.md, "The D asks for a 4-px pattern"): with the notch it cannot."""
+    x = img.float()
+    gain = grid_notch(x.shape[-2], x.shape[-1], width, period, x.device).to(x.dtype)
+    low = torch.fft.ifft2(torch.fft.fft2(x) * gain).real   # symmetric real gain: its own adjoint
+    return (low + (x - low).detach()).to(img.dtype)
+
+
 def colour_loss(out: Tensor, hr: Tensor, mask: Tensor, cell: int = 0) -> Tensor:
     """L1 between per-channel means of ``out`` and ``hr``, in 8-bit levels, over the masked rows.
 
@@ -683,6 +714,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                         gate = edge_gate(hr, s.adv_edge_gate, s.adv_edge_lo, s.adv_edge_hi)
                         judged = gate_gradient(hr_hat, gate)
                         out["edge_gate"] = gate.mean()
+                    if s.adv_grid_notch > 0:  # ... and without a 4-px period in it
+                        judged = notch_gradient(judged, s.adv_grid_notch)
                     l = g_adv_loss(judge_hr(judged, lr, zy, g), s.gan_loss)
                     loss_s = loss_s + s.w_hr_adv * l
                     out["adv_hr"] = l.detach()
