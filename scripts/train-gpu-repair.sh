@@ -16,7 +16,7 @@
 #                  (teacher 9 MB; general with `--only student --only downsampler --only d_hr
 #                  --only d_lr`, 14.7 MB)
 #   MINUTES        each variant's wall-clock budget (default 6.5; they run at the same time)
-#   VARIANTS       which of the variants below to run (default: r-tfd03m r-tfd03me r-tfd03ms)
+#   VARIANTS       which of the variants below to run (default: r-tfd03me r-tfd03men r-tfd06men)
 #   CACHE          teacher targets to build once and reuse (default 2048; 0 = the
 #                  teacher's 15-step chain on every batch, as the first session ran). The build
 #                  (64 batches of the chain) is outside MINUTES; the first variant builds it and
@@ -74,6 +74,13 @@
 # grass and kept the crisper edges, with a 4-px checker along them; it replaces r-tfd03 among the
 # defaults, so the three defaults differ from r-tfd03m by one setting each (docs/MODELS.md "An edge
 # gate"). Smoke-tested as stop 30's, with VARIANTS=r-tfd03me (117 steps, rc 0, `edge_gate` logged).
+# Stop 32 (CPU only): notching the 4-px period out of the gated D's gradient (r-tfd03men) took most
+# of the checker off the edges; that recipe, trained 7,888 CPU steps from the restore stage, is the
+# shipped general model since stop 32 (scripts/ship-repair-edge.sh), so INIT now starts from it.
+# The defaults are its control without the notch (r-tfd03me), the shipped recipe on 256 px crops
+# (r-tfd03men) and the same at twice the D's weight (r-tfd06men), which on the CPU drew outlined
+# blobs in 64 px crops (docs/MODELS.md "A notch on the discriminator's gradient"). Smoke-tested as
+# stop 30's, with VARIANTS=r-tfd06men, from the new shipped checkpoint (122 steps, rc 0).
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -86,7 +93,7 @@ TEACHER=${TEACHER:-$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt}
 INIT=${INIT:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
 MINUTES=${MINUTES:-6.5}
 CACHE=${CACHE:-2048}
-VARIANTS=${VARIANTS:-"r-tfd03m r-tfd03me r-tfd03ms"}
+VARIANTS=${VARIANTS:-"r-tfd03me r-tfd03men r-tfd06men"}
 NV=$(wc -w <<< "$VARIANTS")
 WORKERS=${WORKERS:-$(( ($(nproc) - 2) / NV ))}
 [ "$WORKERS" -ge 1 ] || WORKERS=1
@@ -142,6 +149,10 @@ flags() {  # what each variant changes
     # hatching off grass and the blotches off a smooth sky and kept the crisper edges, but left a
     # 4-px checker along the edges (docs/MODELS.md "An edge gate")
     r-tfd03me) echo "$(flags r-tfd03m)" --set student.adv_edge_gate=3 ;;
+    # r-tfd03me with the 4-px period notched out of the D's gradient (stop 32): on the CPU it took
+    # most of the checker off the edges (docs/MODELS.md "A notch on the discriminator's gradient")
+    r-tfd03men) echo "$(flags r-tfd03me)" --set student.adv_grid_notch=4 ;;
+    r-tfd06men) echo "$(flags r-tfd03men)" --set student.w_hr_adv=0.6 ;;
     # no HR discriminator: the texture term (patch distributions per window, matched to the HR
     # crop's), without the 4-px period and with a charge on it; r-adv10ct's colour and permutation
     # settings (docs/MODELS.md, "A texture term")
