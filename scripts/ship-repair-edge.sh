@@ -8,7 +8,9 @@
 #
 # START (default resources/models/duoscale-general-x4.ckpt.pt as scripts/export-models.sh and
 # scripts/ship-colour-prior.sh leave it: the `restore` stage) is the checkpoint it starts from and
-# anchors to; the script refuses a START that is already this stage. RUN_DIR (default
+# anchors to; the script refuses a START that is already this stage. Since this stage ships, the
+# restore stage's checkpoint is in git history: `git show
+# 399a253:resources/models/duoscale-general-x4.ckpt.pt > restore.ckpt.pt`. RUN_DIR (default
 # runs/repair-edge) gets the crops, the run and its export; a RUN_DIR that already holds
 # checkpoints/last.pt is not trained again. EVAL_OUT (default docs/eval-repair-edge) gets issue 5's
 # evaluation of both stages, with the teacher and the runtime. Then it writes
@@ -33,7 +35,8 @@ import sys, torch
 s = torch.load(sys.argv[1], map_location="cpu", weights_only=False)["config"]["student"]
 if s.get("adv_grid_notch", 0) > 0:
     sys.exit(f"{sys.argv[1]} is already the repair-edge stage: set START to the restore stage's checkpoint "
-             "(scripts/export-models.sh writes it to resources/models/duoscale-general-x4.ckpt.pt)")
+             "(git show 399a253:resources/models/duoscale-general-x4.ckpt.pt > restore.ckpt.pt, or "
+             "scripts/export-models.sh after scripts/train-cpu-models.sh)")
 EOF
 [ -f "$RUN/start.pt" ] || cp "$START" "$RUN/start.pt"
 [ -d "$RUN/crops" ] || python3 ../scripts/make-gpu-crops.py "$PHOTOS/train" "$RUN/crops"
