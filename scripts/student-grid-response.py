@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""How the student answers a push that holds no 4-px pattern: the 4-px peak of its output's change.
+
+    cd trainer && python3 ../scripts/student-grid-response.py CKPT --val PHOTOS/val [--crop 128]
+        [--limit 8] [--threads 2]
+
+CKPT: a student checkpoint (slim or full). On the val photos' centre crops (the eval's Real-ESRGAN
+LR, seed 1234, repair on where the student has the input) the script runs the student, then for each
+push P below takes the first-order change of its output under one plain gradient step along P:
+J J^T P, with J the Jacobian of the output with respect to every weight (exact, by forward- and
+reverse-mode differentiation; Adam rescales the step per weight, so this is the direction, not the
+training's step). It prints the 4-px peak of P and of that change: the mean DFT amplitude (luma of
+the channel mean, over the crops) at the 15 frequencies of a 4-px period over the mean amplitude 10
+frequency bins away from each (8 points, outside the notch's hole). About 1: no 4-px preference;
+above 1: a 4-px pattern.
+
+Pushes: `fidelity` is HR - output (what the MSE asks for); `edges` is that times the edge gate of
+`student.adv_edge_gate` (sigma 3, ramp 3-8 levels per px); `edges, notched` is `edges` through the
+notch of `student.adv_grid_notch` (width 4), so it has no 4-px component. A change with a peak well
+above 1 from the notched push is a 4-px pattern the student draws by itself (docs/MODELS.md, "A
+notch on the discriminator's gradient").
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+
+def grid_peak(x: torch.Tensor, ring: int = 10) -> float:
+    """x: B x C x H x W. The mean amplitude at the 15 period-4 frequencies over that `ring` bins
+    away (the 8 points at +-ring along each axis and diagonal)."""
+    spec = torch.fft.fft2(x.double().mean(dim=1)).abs().mean(dim=0)
+    H, W = spec.shape
+    peaks, rings = [], []
+    for ky in range(4):
+        for kx in range(4):
+            if ky == kx == 0:
+                continue
+            cy, cx = ky * H // 4, kx * W // 4
+            peaks.append(spec[cy, cx])
+            rings.append(torch.stack([spec[(cy + dy) % H, (cx + dx) % W]
+                                      for dy in (-ring, 0, ring) for dx in (-ring, 0, ring) if dy or dx]).mean())
+    return float(torch.stack(peaks).mean() / torch.stack(rings).mean())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("ckpt")
+    p.add_argument("--val", required=True, help="the val photos (PHOTOS/val)")
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--limit", type=int, default=8)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a.crop % 32:
+        sys.exit(f"error: --crop {a.crop}: use a multiple of 32 (the notch and the 4-px frequencies need whole bins)")
+    if not Path(a.ckpt).is_file():
+        sys.exit(f"error: {a.ckpt}: no such checkpoint (a student checkpoint, slim or full)")
+
+    from torch.func import functional_call, jvp, vjp
+
+    from duoscale_trainer.data.dataset import FixedPairs
+    from duoscale_trainer.export import SRPipeline
+    from duoscale_trainer.train.common import load_for_inference
+    from duoscale_trainer.train.student import edge_gate, notch_gradient
+
+    net, codec, schedule, cfg = load_for_inference(a.ckpt, which="student", ema=True)
+    pipe = SRPipeline(net, codec, schedule, steps=1, noise_strength=0.0).eval()
+    ds = FixedPairs(a.val, hr_size=a.crop, scale=4, degradation="realesrgan", seed=1234, limit=a.limit)
+    hr = (torch.stack([ds[i]["hr"] for i in range(len(ds))]) + 1) / 2          # 0-1, as the pipeline's output
+    lr = (torch.stack([ds[i]["lr"] for i in range(len(ds))]) + 1) / 2
+    noise = torch.zeros(lr.shape[0], pipe.latent_channels, *lr.shape[-2:])
+    restore = torch.ones(lr.shape[0]) if pipe.restore_cond else None
+    params = {k: v.detach() for k, v in pipe.named_parameters()}
+
+    def f(ps):
+        return functional_call(pipe, ps, (lr, noise, restore))
+
+    out, pull_back = vjp(f, params)
+    fidelity = (hr - out).detach()
+    edges = fidelity * edge_gate(hr * 2 - 1, 3.0, 3.0, 8.0)
+    # the notch's effect on a gradient, applied to the push itself: notch_gradient's backward
+    x = torch.zeros_like(edges, requires_grad=True)
+    (notch_gradient(x, 4.0) * edges).sum().backward()
+    notched = x.grad.detach()
+    print(f"{Path(a.ckpt).name}: {lr.shape[0]} val crops of {a.crop} px, Real-ESRGAN seed 1234, "
+          f"restore {'1' if restore is not None else '(no input)'}")
+    print("| push | 4-px peak of the push | 4-px peak of the output's change |")
+    print("| --- | --- | --- |")
+    for name, push in (("fidelity", fidelity), ("edges", edges), ("edges, notched", notched)):
+        (step,) = pull_back(push)
+        _, change = jvp(f, (params,), (step,))
+        print(f"| {name} | {grid_peak(push):.2f} | {grid_peak(change):.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
