@@ -1,0 +1,35 @@
+"""scripts/student-grid-response.py: the 4-px peak of a student's first-order answer to a push, the
+figure MODELS.md (stop 32) reads the notch's runs with."""
+import subprocess
+import sys
+
+import torch
+
+from test_export import make_checkpoint
+from trainhelpers import SCRIPTS, load_script, make_photos
+
+
+def test_grid_peak_finds_a_4px_pattern_and_not_smooth_noise():
+    grid_peak = load_script("student-grid-response.py").grid_peak
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = (((yy % 4) < 2) ^ ((xx % 4) < 2)).float().expand(2, 3, 64, 64)
+    noise = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    assert grid_peak(noise, ring=3) < 2.0
+    assert grid_peak(noise + checker, ring=3) > 5.0
+
+
+def test_the_script_measures_three_pushes_and_names_a_missing_checkpoint(tmp_path):
+    val = make_photos(tmp_path / "val", n=2)
+    ck = make_checkpoint(tmp_path / "last.pt", restore=True)
+    cmd = [sys.executable, str(SCRIPTS / "student-grid-response.py"), str(ck), "--val", str(val), "--crop", "64",
+           "--limit", "2", "--threads", "1"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {line.split("|")[1].strip(): [float(v) for v in line.split("|")[2:4]]
+            for line in r.stdout.splitlines() if line.startswith("| ") and line[2] != "-" and "push |" not in line}
+    assert set(rows) == {"fidelity", "edges", "edges, notched"} and "restore 1" in r.stdout
+    assert rows["edges, notched"][0] < 0.01                       # the notch leaves the push no 4-px part
+    assert all(v >= 0 and v == v for pair in rows.values() for v in pair)
+    r = subprocess.run(cmd[:2] + [str(tmp_path / "missing.pt"), "--val", str(val)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode != 0 and "missing.pt" in r.stderr
