@@ -18,6 +18,8 @@
 # duoscale-general-x4.ckpt.pt. About 45 minutes of training on one thread (STEPS, default 7,888: the
 # shipped run's length; its learning rate is constant after 20 warm-up steps, so the step count, not
 # the clock, fixes the model), 6 to evaluate, 1 to export. The card's figures are read from EVAL_OUT.
+# Run on the build machine from the restore checkpoint (stop 32), it reproduced the shipped weights
+# bit for bit (every network, step 7,888) and the shipped ONNX byte for byte (same sha256).
 set -euo pipefail
 PHOTOS=$(cd "${1:?PHOTOS_DIR}" && pwd)
 cd "$(dirname "$0")/.."
@@ -74,8 +76,10 @@ DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/dat
 python3 -m duoscale_trainer export "$RUN/run/checkpoints/last.pt" --out "$ROOT/resources/models" \
   --name duoscale-general-x4 --task general --tile 256 --overlap 40 --colour-prior "$PRIOR" \
   --metrics "$EVAL/eval.json" --metrics-method repair-edge --data-desc "$DATA" \
-  --description "$(python3 - "$EVAL/eval.json" "$STEPS" <<'PY'
+  --description "$(python3 - "$EVAL/eval.json" "$RUN/run/checkpoints/last.pt" <<'PY'
 import json, sys
+import torch
+ck = torch.load(sys.argv[2], map_location="cpu", weights_only=False)
 d = json.load(open(sys.argv[1])); s = d["summary"]; acc = d["acceptance"]["repair-edge"]
 me, old, bic = (s["realesrgan"][k] for k in ("repair-edge", "restore", "bicubic"))
 print("Default x4 model: a one-step diffusion student (small residual ResUNet, 4.6 M parameters) co-learned "
@@ -95,7 +99,7 @@ print("Default x4 model: a one-step diffusion student (small residual ResUNet, 4
       f"sharpness is {me['sharpness_pooled']:.2f}, short of 0.8. Trained in stages, each initialised from the one "
       "before (the table below shows the last): teacher 4,137 + 12,191 steps (65 min, 2 threads); student gt "
       "1,640 steps (11 min, 2 threads), psnr 3,620 (36 min), default 2,922 (32 min), restore 2,614 (35 min), "
-      f"repair-edge {int(sys.argv[2]):,} (45 min), 1 thread each; colour prior 2 min. Training and "
+      f"repair-edge {ck['step']:,} ({ck['wall_s'] / 60:.0f} min), 1 thread each; colour prior 2 min. Training and "
       "measurements: docs/MODELS.md.")
 PY
 )"
