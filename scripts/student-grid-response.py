@@ -29,23 +29,6 @@ from pathlib import Path
 import torch
 
 
-def grid_peak(x: torch.Tensor, ring: int = 10) -> float:
-    """x: B x C x H x W. The mean amplitude at the 15 period-4 frequencies over that `ring` bins
-    away (the 8 points at +-ring along each axis and diagonal)."""
-    spec = torch.fft.fft2(x.double().mean(dim=1)).abs().mean(dim=0)
-    H, W = spec.shape
-    peaks, rings = [], []
-    for ky in range(4):
-        for kx in range(4):
-            if ky == kx == 0:
-                continue
-            cy, cx = ky * H // 4, kx * W // 4
-            peaks.append(spec[cy, cx])
-            rings.append(torch.stack([spec[(cy + dy) % H, (cx + dx) % W]
-                                      for dy in (-ring, 0, ring) for dx in (-ring, 0, ring) if dy or dx]).mean())
-    return float(torch.stack(peaks).mean() / torch.stack(rings).mean())
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("ckpt")
@@ -64,6 +47,7 @@ def main(argv=None) -> int:
 
     from duoscale_trainer.data.dataset import FixedPairs
     from duoscale_trainer.export import SRPipeline
+    from duoscale_trainer.nets.discriminator import grid_peak
     from duoscale_trainer.train.common import load_for_inference
     from duoscale_trainer.train.student import edge_gate, notch_gradient
 
@@ -93,7 +77,7 @@ def main(argv=None) -> int:
     for name, push in (("fidelity", fidelity), ("edges", edges), ("edges, notched", notched)):
         (step,) = pull_back(push)
         _, change = jvp(f, (params,), (step,))
-        print(f"| {name} | {grid_peak(push):.2f} | {grid_peak(change):.2f} |", flush=True)
+        print(f"| {name} | {grid_peak(push, ring=10):.2f} | {grid_peak(change, ring=10):.2f} |", flush=True)
     return 0
 
 

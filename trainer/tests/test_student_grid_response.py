@@ -1,4 +1,4 @@
-"""scripts/student-grid-response.py: the 4-px peak of a student's first-order answer to a push, the
+"""scripts/student-grid-response.py and nets.grid_peak: the 4-px peak of a student's first-order answer to a push, the
 figure MODELS.md (stop 32) reads the notch's runs with."""
 import subprocess
 import sys
@@ -6,11 +6,12 @@ import sys
 import torch
 
 from test_export import make_checkpoint
-from trainhelpers import SCRIPTS, load_script, make_photos
+from trainhelpers import SCRIPTS, make_photos
 
 
 def test_grid_peak_finds_a_4px_pattern_and_not_smooth_noise():
-    grid_peak = load_script("student-grid-response.py").grid_peak
+    from duoscale_trainer.nets.discriminator import grid_peak
+
     yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
     checker = (((yy % 4) < 2) ^ ((xx % 4) < 2)).float().expand(2, 3, 64, 64)
     noise = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
