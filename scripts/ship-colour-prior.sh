@@ -20,13 +20,11 @@ TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/data/build-photo-set.sh (Debian package images; licences in its SOURCES.md: GPL-2+, LGPL-3, public domain and others); mixed degradation, 80% bicubic-only and 20% Real-ESRGAN second-order (teacher phase 1: 50%); its last stage (restore) 70% Real-ESRGAN; colour prior: 1,949 Real-ESRGAN-degraded 256 px crops of the same 139 photos (seeds 777 and 778)"
 cd trainer
-python3 - "$CKPT" <<'PY'
-import sys, torch
-s = torch.load(sys.argv[1], map_location="cpu", weights_only=False)["config"]["student"]
-if s.get("adv_grid_notch", 0) > 0:
-    sys.exit(f"{sys.argv[1]} is the repair-edge stage (stop 32), which scripts/ship-repair-edge.sh ships with its own "
-             "card: run this script on the restore stage's checkpoint (scripts/export-models.sh), before that one")
-PY
+if python3 ../scripts/is-repair-edge.py "$CKPT"; then
+  echo "$CKPT is the repair-edge stage (stop 32), which scripts/ship-repair-edge.sh ships with its own card:" \
+    "run this script on the restore stage's checkpoint (scripts/export-models.sh), before that one" >&2
+  exit 1
+fi
 # 1. the table: 5 + 10 grid crops per train photo, two degradation seeds, 5 photo folds held out
 python3 -m duoscale_trainer colour-prior --data "$PHOTOS/train" --out "$PRIOR" --crop 256 --seeds 777,778 \
   --crops 5,10 --lambda 3e-3 --folds 5

@@ -32,14 +32,12 @@ PRIOR=$ROOT/trainer/duoscale_trainer/assets/colour-prior.json
 TEACHER=$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt
 export PYTHONPATH="$ROOT/trainer${PYTHONPATH:+:$PYTHONPATH}"
 cd trainer
-python3 - "$START" <<'EOF'
-import sys, torch
-s = torch.load(sys.argv[1], map_location="cpu", weights_only=False)["config"]["student"]
-if s.get("adv_grid_notch", 0) > 0:
-    sys.exit(f"{sys.argv[1]} is already the repair-edge stage: set START to the restore stage's checkpoint "
-             "(git show 399a253:resources/models/duoscale-general-x4.ckpt.pt > restore.ckpt.pt, or "
-             "scripts/export-models.sh after scripts/train-cpu-models.sh)")
-EOF
+if python3 ../scripts/is-repair-edge.py "$START"; then
+  echo "$START is already the repair-edge stage: set START to the restore stage's checkpoint" \
+    "(git show 399a253:resources/models/duoscale-general-x4.ckpt.pt > restore.ckpt.pt, or" \
+    "scripts/export-models.sh after scripts/train-cpu-models.sh)" >&2
+  exit 1
+fi
 [ -f "$RUN/start.pt" ] || cp "$START" "$RUN/start.pt"
 [ -d "$RUN/crops" ] || python3 ../scripts/make-gpu-crops.py "$PHOTOS/train" "$RUN/crops"
 if [ ! -f "$RUN/run/checkpoints/last.pt" ]; then

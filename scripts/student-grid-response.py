@@ -49,9 +49,9 @@ def main(argv=None) -> int:
     from duoscale_trainer.export import SRPipeline
     from duoscale_trainer.nets.discriminator import grid_peak
     from duoscale_trainer.train.common import load_for_inference
-    from duoscale_trainer.train.student import edge_gate, notch_gradient
+    from duoscale_trainer.train.student import edge_gate, notch
 
-    net, codec, schedule, cfg = load_for_inference(a.ckpt, which="student", ema=True)
+    net, codec, schedule, _ = load_for_inference(a.ckpt, which="student", ema=True)
     pipe = SRPipeline(net, codec, schedule, steps=1, noise_strength=0.0).eval()
     ds = FixedPairs(a.val, hr_size=a.crop, scale=4, degradation="realesrgan", seed=1234, limit=a.limit)
     hr = (torch.stack([ds[i]["hr"] for i in range(len(ds))]) + 1) / 2          # 0-1, as the pipeline's output
@@ -66,10 +66,7 @@ def main(argv=None) -> int:
     out, pull_back = vjp(f, params)
     fidelity = (hr - out).detach()
     edges = fidelity * edge_gate(hr * 2 - 1, 3.0, 3.0, 8.0)
-    # the notch's effect on a gradient, applied to the push itself: notch_gradient's backward
-    x = torch.zeros_like(edges, requires_grad=True)
-    (notch_gradient(x, 4.0) * edges).sum().backward()
-    notched = x.grad.detach()
+    notched = notch(edges, 4.0)         # what notch_gradient lets through of edges
     print(f"{Path(a.ckpt).name}: {lr.shape[0]} val crops of {a.crop} px, Real-ESRGAN seed 1234, "
           f"restore {'1' if restore is not None else '(no input)'}")
     print("| push | 4-px peak of the push | 4-px peak of the output's change |")

@@ -19,6 +19,7 @@ terms (ML.md 2.2) are off by default.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import time
@@ -284,12 +285,14 @@ def gate_gradient(img: Tensor, mask: Tensor) -> Tensor:
     return img * m + img.detach() * (1 - m)
 
 
+@functools.lru_cache(maxsize=8)
 def grid_notch(h: int, w: int, width: float, period: int = 4, device=None) -> Tensor:
     """h x w real gain on the 2-D DFT (torch.fft.fft2's layout): 1 everywhere but around the 15
     frequencies of a ``period``-px pattern, (k/period, l/period) cycles per px without (0, 0), where it
     falls to 0 as a Gaussian whose spatial width is ``width`` px (sigma 1 / (2 pi width) cycles per px,
     distances taken around the circle). A linear ramp or an edge over ``width`` px keeps all but
-    exp(-(pi/2 * width)^2 / 2) of its period-4 correlation, which is nothing from 2 px up."""
+    exp(-(pi/2 * width)^2 / 2) of its period-4 correlation, which is nothing from 2 px up. Cached: a
+    run asks for the same crop size every step (callers must not change the tensor in place)."""
     sig = 1.0 / (2.0 * math.pi * width)
     fy = torch.fft.fftfreq(h, device=device, dtype=torch.float64)[:, None]
     fx = torch.fft.fftfreq(w, device=device, dtype=torch.float64)[None, :]
@@ -304,14 +307,20 @@ def grid_notch(h: int, w: int, width: float, period: int = 4, device=None) -> Te
     return (1.0 - hit).clamp(0.0, 1.0)
 
 
+def notch(x: Tensor, width: float, period: int = 4) -> Tensor:
+    """x (float, ... x H x W) without its components at the frequencies of a ``period``-px pattern
+    (``grid_notch``); differentiable, and its own adjoint (a symmetric real gain)."""
+    gain = grid_notch(int(x.shape[-2]), int(x.shape[-1]), float(width), period, x.device).to(x.dtype)
+    return torch.fft.ifft2(torch.fft.fft2(x) * gain).real
+
+
 def notch_gradient(img: Tensor, width: float, period: int = 4) -> Tensor:
     """img unchanged in value; the gradient that passes back through it loses its components at the
-    frequencies of a ``period``-px pattern (``grid_notch``). The student's latent is a 4x4
+    frequencies of a ``period``-px pattern (``notch``). The student's latent is a 4x4
     pixel-unshuffle, so a checker on that grid is the cheapest thing it can draw, and every D we
     trained asks for one (MODELS.md, "The D asks for a 4-px pattern"): with the notch it cannot."""
     x = img.float()
-    gain = grid_notch(x.shape[-2], x.shape[-1], width, period, x.device).to(x.dtype)
-    low = torch.fft.ifft2(torch.fft.fft2(x) * gain).real   # symmetric real gain: its own adjoint
+    low = notch(x, width, period)
     return (low + (x - low).detach()).to(img.dtype)
 
 
