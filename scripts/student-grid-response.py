@@ -2,7 +2,7 @@
 """How the student answers a push that holds no 4-px pattern: the 4-px peak of its output's change.
 
     cd trainer && python3 ../scripts/student-grid-response.py CKPT --val PHOTOS/val [--crop 128]
-        [--limit 8] [--threads 2]
+        [--limit 8] [--threads 2] [--params PREFIX[,PREFIX...]]
 
 CKPT: a student checkpoint (slim or full). On the val photos' centre crops (the eval's Real-ESRGAN
 LR, seed 1234, repair on where the student has the input) the script runs the student, then for each
@@ -19,6 +19,11 @@ Pushes: `fidelity` is HR - output (what the MSE asks for); `edges` is that times
 notch of `student.adv_grid_notch` (width 4), so it has no 4-px component. A change with a peak well
 above 1 from the notched push is a 4-px pattern the student draws by itself (docs/MODELS.md, "A
 notch on the discriminator's gradient").
+
+--params restricts J to the weights whose names start with one of the prefixes (the UNet's names:
+`out.` is its last conv, the one whose 48 channels become each 4x4 block; `head.` the full-resolution
+pixel head; `up.`, `mid.`, `down.`), with the others held fixed, so the figures say which weights
+answer with the pattern. "all" (the default) takes every weight.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ def main(argv=None) -> int:
     p.add_argument("--crop", type=int, default=128)
     p.add_argument("--limit", type=int, default=8)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--params", default="all",
+                   help="comma-separated name prefixes of the weights J is taken over (e.g. out.,head.); all: every weight")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.crop % 32:
@@ -58,17 +65,25 @@ def main(argv=None) -> int:
     lr = (torch.stack([ds[i]["lr"] for i in range(len(ds))]) + 1) / 2
     noise = torch.zeros(lr.shape[0], pipe.latent_channels, *lr.shape[-2:])
     restore = torch.ones(lr.shape[0]) if pipe.restore_cond else None
-    params = {k: v.detach() for k, v in pipe.named_parameters()}
+    weights = {k: v.detach() for k, v in pipe.named_parameters()}
+    prefixes = None if a.params == "all" else tuple(x.strip() for x in a.params.split(",") if x.strip())
+    params = {k: v for k, v in weights.items() if prefixes is None or k.removeprefix("net.").startswith(prefixes)}
+    if not params:
+        names = sorted({k.removeprefix("net.").split(".")[0] + "." for k in weights})
+        sys.exit(f"error: --params {a.params}: no weight of {a.ckpt} starts with that; its top-level names are "
+                 f"{', '.join(names)}")
+    held = {k: v for k, v in weights.items() if k not in params}
 
     def f(ps):
-        return functional_call(pipe, ps, (lr, noise, restore))
+        return functional_call(pipe, {**held, **ps}, (lr, noise, restore))
 
     out, pull_back = vjp(f, params)
     fidelity = (hr - out).detach()
     edges = fidelity * edge_gate(hr * 2 - 1, 3.0, 3.0, 8.0)
     notched = notch(edges, 4.0)         # what notch_gradient lets through of edges
     print(f"{Path(a.ckpt).name}: {lr.shape[0]} val crops of {a.crop} px, Real-ESRGAN seed 1234, "
-          f"restore {'1' if restore is not None else '(no input)'}")
+          f"restore {'1' if restore is not None else '(no input)'}; J over {a.params} "
+          f"({sum(v.numel() for v in params.values()):,} of {sum(v.numel() for v in weights.values()):,} weights)")
     print("| push | 4-px peak of the push | 4-px peak of the output's change |")
     print("| --- | --- | --- |")
     for name, push in (("fidelity", fidelity), ("edges", edges), ("edges, notched", notched)):

@@ -63,6 +63,9 @@ class ModelConfig:
                                       # channels, enlarged bilinearly), so it sees where texture goes
     pixel_head_gate: bool = False     # the noise reaches the pixel head through a per-pixel gain the UNet's
                                       # features predict (needs pixel_head_noise)
+    out_notch: float = 0.0            # student only: the detail the UNet adds to the bicubic passes a fixed
+                                      # filter without the 4-px pattern's 15 frequencies (Gaussian holes of
+                                      # this spatial width, px; 2-32; nets/unet.py); 0 = off
 
 
 @dataclass
@@ -439,7 +442,7 @@ HEAD_KEYS = ("pixel_head", "pixel_head_noise", "pixel_head_features", "pixel_hea
 
 MODEL_RECIPE_KEYS = ("downsampler", "downsampler_preset", "downsampler_channels", "disc_preset",
                      "disc_norm", "disc_blur", "disc_centre", "disc_hr", "disc_t_max", "disc_phase",
-                     *HEAD_KEYS)
+                     *HEAD_KEYS, "out_notch")
 
 
 def inherit_recipe(cfg: Config, init_config: dict | None, explicit: set[str]) -> dict[str, Any]:
@@ -543,6 +546,11 @@ def validate(cfg: Config) -> None:
     if s.colour_cell and cfg.data.hr_size % s.colour_cell:
         raise ValueError(f"config student.colour_cell={s.colour_cell} does not divide data.hr_size="
                          f"{cfg.data.hr_size}")
+    if cfg.model.out_notch and not 2.0 <= cfg.model.out_notch <= 32.0:
+        raise ValueError(f"config model.out_notch={cfg.model.out_notch}: must be 0 (off) or a width of 2-32 px")
+    if cfg.model.out_notch and (cfg.model.codec != "s2d" or not cfg.model.residual):
+        raise ValueError("model.out_notch filters the detail the S2D residual net adds to the bicubic; it needs "
+                         "model.codec=s2d and model.residual=true")
     if cfg.model.pixel_head < 0:
         raise ValueError(f"config model.pixel_head={cfg.model.pixel_head}: must be 0 (none) or a channel count")
     if cfg.model.pixel_head and (cfg.model.codec != "s2d" or not cfg.model.residual):

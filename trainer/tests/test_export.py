@@ -206,6 +206,34 @@ def test_a_student_with_a_pixel_head_exports_and_matches(tmp_path):
     assert np.abs(outs[0] - outs[1]).max() > 1e-4       # deterministic prior, yet the head draws
 
 
+def test_a_student_with_the_out_notch_exports_its_filter_in_the_graph(tmp_path):
+    """model.out_notch: the fixed filter on the student's detail (reflect padding, depthwise convs)
+    is part of the exported graph; the parity check passes at two sizes, and the filter changes
+    the output of the same weights."""
+    from trainhelpers import run_cli
+
+    plain = make_checkpoint(tmp_path / "p.pt", restore=True, head=4)
+    ck = torch.load(plain, map_location="cpu", weights_only=False)
+    ck["nets"]["student"]["out_notch"] = 4.0
+    torch.save(ck, tmp_path / "n.pt")
+    for name in ("p", "n"):
+        rc, events = run_cli(["export", tmp_path / f"{name}.pt", "--out", tmp_path / "m", "--name", f"{name}-x4",
+                              "--tile", "64", "--overlap", "8"])
+        assert rc == 0, events[-1]
+    man = json.loads((tmp_path / "m" / "n-x4.json").read_text())
+    assert len(man["export"]["parity"]) >= 2 and max(r["max_abs_diff"] for r in man["export"]["parity"]) < 1e-3
+    outs = []
+    for name in ("p", "n"):
+        sess = ort.InferenceSession(str(tmp_path / "m" / f"{name}-x4.onnx"), providers=["CPUExecutionProvider"])
+        names = [i.name for i in sess.get_inputs()]
+        feed = {names[0]: np.random.default_rng(3).random((1, 3, 24, 24), dtype=np.float32),
+                names[1]: np.zeros((1, 48, 24, 24), np.float32)}
+        if "restore" in names:
+            feed["restore"] = np.ones(1, np.float32)
+        outs.append(sess.run(None, feed)[0])
+    assert outs[1].shape == (1, 3, 96, 96) and np.abs(outs[0] - outs[1]).max() > 1e-4
+
+
 def test_fp16_export_keeps_float32_io(tmp_path):
     pytest.importorskip("onnxconverter_common", reason="fp16 export needs onnxconverter-common")
     pipe = E.SRPipeline(tiny_net(), S2DCodec(), Schedule(), steps=1)

@@ -306,6 +306,58 @@ def test_restore_input_starts_at_zero_and_takes_unconditioned_weights():
         load_weights(nets.build_unet("tiny"), cond.state_dict())
 
 
+def test_out_notch_takes_the_4px_pattern_out_of_the_detail_and_keeps_edges_and_flat_colour():
+    """model.out_notch: the detail the S2D residual net adds to the bicubic passes a fixed filter.
+    In the interior it is the DFT notch the discriminator's gradient goes through
+    (train.student.notch, same width); it removes a 4-px checker entirely, passes a flat colour to
+    within float rounding and a soft edge nearly whole; a hard 1-px step in the detail rings (it
+    loses its own 4-px part). It has no weights: a net without it loads into a net with
+    it, and the two differ by the filter alone. Widths outside 2-32 px and nets without the
+    residual are refused."""
+    import torch.nn.functional as F
+
+    from duoscale_trainer.codec import upsample4
+    from duoscale_trainer.nets.unet import load_weights, unet_from_config
+    from duoscale_trainer.train.student import notch
+
+    torch.manual_seed(0)
+    plain = nets.build_unet("tiny", residual_scale=2.0, restore_cond=True)
+    randomise_zero_init(plain)
+    filt = nets.build_unet("tiny", residual_scale=2.0, restore_cond=True, out_notch=4.0)
+    assert load_weights(filt, plain.state_dict()) == [] and "notch_g" not in filt.state_dict()
+
+    def through(img):                    # an image-space detail through the net's filter
+        return F.pixel_shuffle(filt.notch(F.pixel_unshuffle(img, 4)), 4)
+
+    img = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    inner = (..., slice(16, -16), slice(16, -16))
+    assert (through(img) - notch(img.double(), 4.0).float())[inner].abs().max() < 5e-3
+    yy, xx = torch.meshgrid(torch.arange(96.0), torch.arange(96.0), indexing="ij")
+    checker = ((((yy % 4) < 2) ^ ((xx % 4) < 2)).float() - 0.5).expand(1, 3, 96, 96)
+    assert through(checker)[inner].abs().max() < 1e-5
+    flat = torch.full((1, 3, 96, 96), 0.3)
+    assert (through(flat) - flat).abs().max() < 1e-6
+    edge = (torch.erf((xx - 47.5) / 8 ** 0.5) / 2).expand(1, 3, 96, 96)     # a step blurred by sigma 2 px
+    kept = through(edge).diff(dim=-1)[inner].abs().sum() / edge.diff(dim=-1)[inner].abs().sum()
+    assert 0.98 < float(kept) < 1.02 and (through(edge) - edge)[inner].abs().max() < 0.01
+    step = (xx > 47.5).float().expand(1, 3, 96, 96)                 # a hard step rings: its 4-px part goes
+    assert 0.05 < float((through(step) - step)[inner].abs().max()) < 0.2
+
+    x, c, t, r = torch.randn(2, 48, 8, 8), torch.rand(2, 3, 8, 8) * 2 - 1, torch.tensor([3]), torch.tensor([0.0, 1.0])
+    z_up = F.pixel_unshuffle(upsample4(c), 4) * 2.0
+    with torch.no_grad():
+        detail = plain(x, t, c, r) - z_up
+        assert torch.allclose(filt(x, t, c, r), z_up + filt.notch(detail), atol=1e-5)
+        assert (filt(x, t, c, r) - plain(x, t, c, r)).abs().max() > 1e-4
+    cfg = filt.config()
+    assert cfg["out_notch"] == 4.0 and plain.config()["out_notch"] == 0.0
+    assert unet_from_config(cfg).notch_g.shape == filt.notch_g.shape
+    with pytest.raises(ValueError, match="2-32"):
+        nets.build_unet("tiny", residual_scale=2.0, out_notch=1.0)
+    with pytest.raises(ValueError, match="S2D residual"):
+        nets.build_unet("tiny", out_notch=4.0)
+
+
 def test_pixel_head_starts_as_the_net_without_it_and_has_no_block_lattice():
     """model.pixel_head: a full-resolution head after the latent UNet. A net without it loads into
     a net with it and gives the same output (its last conv and its embedding start at zero); once

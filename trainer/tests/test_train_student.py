@@ -37,6 +37,15 @@ def teacher_ckpt(photos, tmp_path_factory):
     return out / "checkpoints" / "last.pt"
 
 
+@pytest.fixture(scope="module")
+def residual_teacher(photos, tmp_path_factory):
+    """A teacher with the S2D residual net (the default), which the pixel head and the out notch need."""
+    out = tmp_path_factory.mktemp("residual-teacher")
+    rc, events = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", out, "--steps", 2])
+    assert rc == 0, events[-1]
+    return out / "checkpoints" / "last.pt"
+
+
 def test_student_30_steps_all_loss_paths(photos, teacher_ckpt, tmp_path):
     out = tmp_path / "run"
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 30,
@@ -983,7 +992,7 @@ def test_teacher_feature_discriminator_trains_its_heads_and_a_fine_tune_keeps_it
     assert len(rows) == 2 and all(float(v) > 0 for r in rows for v in r.strip("| ").split(" | ")[1:])
 
 
-def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, tmp_path):
+def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, residual_teacher, tmp_path):
     """model.pixel_head adds the full-resolution head to the student (the teacher has none; here
     with its noise input, model.pixel_head_noise) and
     student.head_only trains it alone: the latent UNet keeps its --init weights to the bit. The
@@ -991,10 +1000,7 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
     head_only without a head is refused, by name."""
     from duoscale_trainer.train.common import load_checkpoint
 
-    teacher = tmp_path / "teacher"          # the S2D residual net the head needs (the module's has none)
-    rc, events = run_cli(["teacher", "--preset", "test", "--data", photos, "--out", teacher, "--steps", 2])
-    assert rc == 0, events[-1]
-    t_ck = teacher / "checkpoints" / "last.pt"
+    t_ck = residual_teacher                 # the S2D residual net the head needs (teacher_ckpt has none)
     out = tmp_path / "head"
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 8,
                           "--teacher", t_ck, "--degradation", "mixed", "--set", "data.bicubic_share=0.5",
@@ -1051,6 +1057,64 @@ def test_head_only_trains_just_the_pixel_head_and_a_fine_tune_keeps_it(photos, t
                           "--steps", 1, "--teacher", t_ck, "--init", out / "checkpoints" / "last.pt",
                           "--set", "student.w_gate_flat=1"])
     assert rc != 0 and "model.pixel_head_gate is false" in json.dumps(events)
+
+
+def test_out_notch_trains_the_student_behind_its_filter_and_a_fine_tune_keeps_it(photos, residual_teacher,
+                                                                                  teacher_ckpt, tmp_path):
+    """model.out_notch puts the fixed filter on the student's detail (the teacher has none), is
+    recorded in the checkpoint's net and kept by a fine-tune without being told. Behind it the
+    student's first-order answer to any push has no 4-px peak (scripts/student-grid-response.py,
+    which also takes J over named weights only). A width of 1 px is refused by its setting's name,
+    and so is the filter on a student without the residual net."""
+    from duoscale_trainer.config import MODEL_RECIPE_KEYS
+    from duoscale_trainer.train.common import load_checkpoint
+
+    out = tmp_path / "notch"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", out, "--steps", 3,
+                          "--teacher", residual_teacher, "--set", "model.out_notch=4",
+                          "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    ck = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert ck["nets"]["student"]["out_notch"] == 4.0 and not ck["nets"]["teacher"].get("out_notch")
+    assert "out_notch" in MODEL_RECIPE_KEYS
+    tune = tmp_path / "tune"
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tune, "--steps", 1,
+                          "--teacher", residual_teacher, "--init", out / "checkpoints" / "last.pt",
+                          "--set", "run.sample_every=100"])
+    assert rc == 0, events[-1]
+    assert json.loads((tune / "config.json").read_text())["model"]["out_notch"] == 4.0
+    assert load_checkpoint(tune / "checkpoints" / "last.pt")["nets"]["student"]["out_notch"] == 4.0
+
+    val = make_photos(tmp_path / "val", n=2)
+    plain = torch.load(tune / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    plain["nets"]["student"]["out_notch"] = 0.0              # the same weights without the filter
+    torch.save(plain, tmp_path / "plain.pt")
+    figures = {}
+    for name, ckpt, params in (("notch", tune / "checkpoints" / "last.pt", "all"), ("plain", tmp_path / "plain.pt", "all"),
+                               ("notch, out and up", tune / "checkpoints" / "last.pt", "out.,up.")):
+        res = subprocess.run([sys.executable, str(SCRIPTS / "student-grid-response.py"), str(ckpt), "--val", str(val),
+                              "--crop", "64", "--limit", "2", "--threads", "1", "--params", params],
+                             capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert f"J over {params}" in res.stdout
+        figures[name] = {line.split("|")[1].strip(): float(line.split("|")[3]) for line in res.stdout.splitlines()
+                         if line.startswith("| ") and line[2] != "-" and "push |" not in line}
+        assert set(figures[name]) == {"fidelity", "edges", "edges, notched"}
+    # behind the filter the change's 4-px peak is a fraction of the same weights' without it (what is
+    # left on these 64 px crops comes from the borders, where the filter pads by reflection)
+    assert all(figures["notch"][k] < 0.5 * figures["plain"][k] for k in figures["plain"])
+    assert figures["notch, out and up"] != figures["notch"]
+    res = subprocess.run([sys.executable, str(SCRIPTS / "student-grid-response.py"), str(tune / "checkpoints" / "last.pt"),
+                          "--val", str(val), "--crop", "64", "--params", "nope."], capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode != 0 and "--params nope." in res.stderr and "out." in res.stderr
+
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 1,
+                          "--teacher", residual_teacher, "--set", "model.out_notch=1"])
+    assert rc != 0 and "model.out_notch" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--set", "model.out_notch=4"])
+    assert rc != 0 and "S2D residual" in json.dumps(events)
 
 
 def test_gate_flat_charges_the_gain_on_flat_cells_only():

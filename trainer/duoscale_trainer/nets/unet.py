@@ -193,13 +193,36 @@ class PixelHead(nn.Module):
         return self.conv3(F.silu(self.conv2(h)))
 
 
+def notch_taps(width: float, period: int = 4) -> tuple[Tensor, Tensor]:
+    """The 1-D taps of ``out_notch``'s filter, float32, 2 * ceil(3 width) + 1 long: ``g``, a unit-sum
+    Gaussian of std ``width`` px, and ``comb``, that Gaussian on every ``period``-th tap only, scaled to
+    unit sum. The filter is x - comb (x) comb * x + g (x) g * x (separable pairs): by Poisson's sum
+    rule comb (x) comb has a unit gain at every frequency (k/period, l/period) and g (x) g at (0, 0)
+    only, so the filter's gain is 0 at the 15 frequencies of a period-px pattern, falls to 0 around
+    each as a Gaussian of spatial std ``width`` (the hole of train.student.grid_notch), and is 1 at
+    (0, 0) and everywhere away from the holes."""
+    r = int(math.ceil(3.0 * width))
+    x = torch.arange(-r, r + 1, dtype=torch.float64)
+    g = torch.exp(-x * x / (2.0 * width * width))
+    comb = torch.where(torch.remainder(x, period) == 0, g, torch.zeros_like(g))
+    return (g / g.sum()).float(), (comb / comb.sum()).float()
+
+
+def _separable(x: Tensor, taps: Tensor) -> Tensor:
+    """x (B x 3 x H x W, already padded by K // 2 on every side) filtered along both axes by taps
+    (3 x 1 x K x 1: the same K taps per channel; constant shapes, so the graph exports to ONNX)."""
+    t = taps.to(x.dtype)
+    x = F.conv2d(x, t, groups=3)
+    return F.conv2d(x, t.transpose(2, 3), groups=3)
+
+
 class ResUNet(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, cond_ch: int = 3, model_channels: int = 64,
                  channel_mult: tuple[int, ...] = (1, 2, 2), num_res_blocks: int = 1,
                  attn_levels: tuple[int, ...] = (), dropout: float = 0.0, mid_attn: bool = False,
                  head_ch: int = 32, residual_scale: float = 0.0, restore_cond: bool = False,
                  restore_gain: float = 1.0, pixel_head: int = 0, pixel_head_noise: bool = False,
-                 pixel_head_features: bool = False, pixel_head_gate: bool = False):
+                 pixel_head_features: bool = False, pixel_head_gate: bool = False, out_notch: float = 0.0):
         super().__init__()
         # residual_scale > 0 (S2D codec only; the value is the codec's scale): the net also sees
         # z_up = scale * PixelUnshuffle4(bicubic_up4(cond)) and predicts x0 = z_up + out, with the
@@ -292,6 +315,24 @@ class ResUNet(nn.Module):
                      if self.pixel_head else None)
         if self.head is not None and not self.residual_scale:
             raise ValueError("pixel_head needs the S2D residual net (model.residual with the s2d codec)")
+        # out_notch = W > 0 (S2D residual nets only): the UNet's output (the detail on top of the
+        # bicubic, decoded to full resolution) goes through a fixed filter that takes out the 15
+        # frequencies of a 4-px pattern, each with a Gaussian hole of spatial width W px (notch_taps).
+        # The 48 channels of the last conv become each 4x4 block of pixels with weights of their own,
+        # so every change training makes to the net comes out with a 4-px period
+        # (scripts/student-grid-response.py); behind the filter it cannot. Not a weight: a checkpoint
+        # loads with or without it, and the filter is part of the exported graph (two depthwise convs
+        # per pair, 0.02 G multiply-adds per 256x256 output at W = 4).
+        self.out_notch = float(out_notch)
+        if self.out_notch and not 2.0 <= self.out_notch <= 32.0:
+            raise ValueError(f"out_notch={out_notch}: must be 0 (off) or a width of 2-32 px")
+        if self.out_notch and not self.residual_scale:
+            raise ValueError("out_notch filters the detail on top of the bicubic; it needs the S2D residual net "
+                             "(model.residual with the s2d codec)")
+        if self.out_notch:
+            g, comb = notch_taps(self.out_notch)
+            self.register_buffer("notch_g", g.reshape(1, 1, -1, 1).repeat(3, 1, 1, 1), persistent=False)
+            self.register_buffer("notch_comb", comb.reshape(1, 1, -1, 1).repeat(3, 1, 1, 1), persistent=False)
 
     def config(self) -> dict:
         return {"in_ch": self.in_ch, "out_ch": self.out_ch, "cond_ch": self.cond_ch,
@@ -299,7 +340,15 @@ class ResUNet(nn.Module):
                 "num_res_blocks": self.num_res_blocks, "attn_levels": list(self.attn_levels),
                 "dropout": self.dropout, "mid_attn": self.mid_attn, "residual_scale": self.residual_scale,
                 "restore_cond": self.restore_cond, "restore_gain": self.restore_gain,
-                **{k: getattr(self, k) for k in HEAD_KEYS}}
+                **{k: getattr(self, k) for k in HEAD_KEYS}, "out_notch": self.out_notch}
+
+    def notch(self, out: Tensor) -> Tensor:
+        """The latent detail ``out`` (B x 48 x h x w) through the out_notch filter, back as a latent."""
+        img = F.pixel_shuffle(out, 4)
+        r = self.notch_g.shape[2] // 2
+        pad = F.pad(img, (r, r, r, r), mode="reflect")
+        img = img - _separable(pad, self.notch_comb) + _separable(pad, self.notch_g)
+        return F.pixel_unshuffle(img, 4)
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
@@ -349,6 +398,8 @@ class ResUNet(nn.Module):
         out = self.out(h)
         if z_up is None:
             return out
+        if self.out_notch:
+            out = self.notch(out)
         x0 = out + z_up
         if self.head is not None:
             scale = self.residual_scale

@@ -690,7 +690,7 @@ def restore(ck: dict, models: dict[str, nn.Module], emas: dict[str, EMA],
 
 
 def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | None = None,
-                   restore_gain: float = 1.0, head: dict | None = None) -> nn.Module:
+                   restore_gain: float = 1.0, head: dict | None = None, out_notch: float | None = None) -> nn.Module:
     """The `which` network of a checkpoint. restore_cond=True builds it with the restore input
     even when the checkpoint's net has none (the new embedding starts at zero); head (the
     config.HEAD_KEYS settings) likewise adds a full-resolution head, starting as a no-op, to a
@@ -708,6 +708,8 @@ def build_net_from(ck: dict, which: str, ema: bool = True, restore_cond: bool | 
         net_cfg.update(head)
     elif head and head.get("pixel_head_gate") and net_cfg.get("pixel_head_noise"):
         net_cfg["pixel_head_gate"] = True       # a gate, starting at a gain of 1, on a trained noise head
+    if out_notch is not None:
+        net_cfg["out_notch"] = float(out_notch)  # a fixed filter, no weights: any net takes it or drops it
     net = unet_from_config(net_cfg)
     source = ck.get("ema", {}).get(which) if ema else None
     load_weights(net, source if source is not None else ck["models"][which])

@@ -467,7 +467,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
         rc = bool(s.restore_cond)
         head = {k: getattr(cfg.model, k) for k in HEAD_KEYS}
         student = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
-                                   head=head).to(dev, memory_format=fmt)   # init = teacher EMA
+                                   head=head, out_notch=cfg.model.out_notch).to(dev, memory_format=fmt)   # init = teacher EMA
         student.train()
         for name, p in student.named_parameters():
             p.requires_grad_(not s.head_only or name.startswith("head."))
@@ -489,7 +489,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                 raise C.TrainError(f"--anchor {anchor_path}: no such checkpoint; give a student checkpoint "
                                    "such as resources/models/duoscale-general-x4.ckpt.pt")
             anchor = C.build_net_from(src, "teacher", ema=True, restore_cond=rc, restore_gain=s.restore_gain,
-                                      head=head).to(dev, memory_format=fmt)
+                                      head=head, out_notch=cfg.model.out_notch).to(dev, memory_format=fmt)
             C.init_weights_from(anchor, anchor_path, ("student", "teacher"),
                                 ck=init_ck if anchor_path == cfg.paths.init else None)
             anchor = C.freeze(anchor)
