@@ -34,3 +34,17 @@ def test_the_script_measures_three_pushes_and_names_a_missing_checkpoint(tmp_pat
     r = subprocess.run(cmd[:2] + [str(tmp_path / "missing.pt"), "--val", str(val)], capture_output=True, text=True,
                        timeout=300)
     assert r.returncode != 0 and "missing.pt" in r.stderr
+
+
+def test_the_ceiling_script_prices_the_out_notch_and_refuses_a_bad_width(tmp_path):
+    """scripts/out-notch-ceiling.py: bicubic plus the true detail through the filter beats the bicubic
+    alone, and a wider filter (narrower holes) keeps more of the detail; a width outside 2-32 is refused."""
+    val = make_photos(tmp_path / "val", n=2)
+    cmd = [sys.executable, str(SCRIPTS / "out-notch-ceiling.py"), str(val), "--crop", "64", "--widths", "2,8"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [line.split("|")[1:3] for line in r.stdout.splitlines() if line.startswith("| ") and line[2] != "-"][1:]
+    psnr = [float(v) for _, v in rows]
+    assert len(rows) == 3 and "bicubic alone" in rows[0][0] and psnr[0] < psnr[1] < psnr[2]
+    r = subprocess.run(cmd[:-1] + ["1"], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and "--widths 1" in r.stderr and "2-32" in r.stderr
