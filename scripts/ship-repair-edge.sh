@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The general model's last stage (stop 32): the repair mode fine-tuned with the discriminator on the
-# teacher's features, its gradient gated to the HR's edges and notched at the 4-px period, then
+# The general model's last stage (stops 32-33): the repair mode fine-tuned with the discriminator on
+# the teacher's features, its gradient gated to the HR's edges and notched at the 4-px period, the
+# student's detail behind a fixed filter without that period (model.out_notch, stop 33), then
 # measured against the stage it starts from and shipped. docs/MODELS.md, "A notch on the
-# discriminator's gradient", has what it measured and why.
+# discriminator's gradient" and "A notch on the student's output", has what it measured and why.
 #
 #   bash scripts/ship-repair-edge.sh PHOTOS_DIR [RUN_DIR] [EVAL_OUT]
 #
@@ -13,13 +14,15 @@
 # 399a253:resources/models/duoscale-general-x4.ckpt.pt > restore.ckpt.pt`. RUN_DIR (default
 # runs/repair-edge) gets the crops, the run and its export; a RUN_DIR that already holds
 # checkpoints/last.pt is not trained again. EVAL_OUT (default docs/eval-repair-edge) gets issue 5's
-# evaluation of both stages, with the teacher and the runtime. Then it writes
+# evaluation of both stages, with the teacher and the runtime (PREVIOUS=ONNX adds another model to
+# it as `previous`, as stop 33 added stop 32's repair-edge). Then it writes
 # resources/models/duoscale-general-x4.{onnx,json,md} and the fine-tune checkpoint
-# duoscale-general-x4.ckpt.pt. About 45 minutes of training on one thread (STEPS, default 7,888: the
+# duoscale-general-x4.ckpt.pt. About 45 minutes of training on one thread (STEPS, default 6,815: the
 # shipped run's length; its learning rate is constant after 20 warm-up steps, so the step count, not
 # the clock, fixes the model), 6 to evaluate, 1 to export. The card's figures are read from EVAL_OUT.
-# Run on the build machine from the restore checkpoint (stop 32), it reproduced the shipped weights
-# bit for bit (every network, step 7,888) and the shipped ONNX byte for byte (same sha256).
+# Run on the build machine from the restore checkpoint, stop 32's version (without the output
+# filter, 7,888 steps) reproduced that stop's shipped weights bit for bit (every network) and its
+# ONNX byte for byte (same sha256); docs/MODELS.md says how stop 33's version compared.
 set -euo pipefail
 PHOTOS=$(cd "${1:?PHOTOS_DIR}" && pwd)
 cd "$(dirname "$0")/.."
@@ -27,7 +30,7 @@ ROOT=$PWD
 RUN=$(mkdir -p "${2:-$ROOT/runs/repair-edge}" && cd "${2:-$ROOT/runs/repair-edge}" && pwd)
 EVAL=${3:-$ROOT/docs/eval-repair-edge}
 START=${START:-$ROOT/resources/models/duoscale-general-x4.ckpt.pt}
-STEPS=${STEPS:-7888}
+STEPS=${STEPS:-6815}
 PRIOR=$ROOT/trainer/duoscale_trainer/assets/colour-prior.json
 TEACHER=$ROOT/resources/models/duoscale-teacher-x4.ckpt.pt
 export PYTHONPATH="$ROOT/trainer${PYTHONPATH:+:$PYTHONPATH}"
@@ -43,7 +46,8 @@ fi
 if [ ! -f "$RUN/run/checkpoints/last.pt" ]; then
   # the restore stage's recipe on 64 px crops (cpu-standard), the median term and a strong anchor
   # (stop 28), D_H on the teacher's features with batch-norm heads, 400 D-only steps, DiffAugment
-  # without its colour op (stops 21-23), its gradient gated to edges (stop 31) and notched (stop 32)
+  # without its colour op (stops 21-23), its gradient gated to edges (stop 31) and notched (stop 32),
+  # the student's detail behind the 4-px filter (stop 33)
   python3 -m duoscale_trainer student --preset cpu-standard --data "$RUN/crops" --teacher "$TEACHER" \
     --init "$RUN/start.pt" --anchor "$RUN/start.pt" --degradation mixed --seed 9 --steps "$STEPS" \
     --out "$RUN/run" \
@@ -59,7 +63,7 @@ if [ ! -f "$RUN/run/checkpoints/last.pt" ]; then
     --set student.diffaugment_policy=translation,cutout --set model.disc_norm=batch \
     --set model.disc_hr=teacher --set student.d_warmup_steps=400 \
     --set student.w_hr_adv=0.3 --set student.adv_edge_gate=3 --set student.adv_grid_notch=4 \
-    > "$RUN/train.jsonl"
+    --set model.out_notch=4 > "$RUN/train.jsonl"
 fi
 python3 -m duoscale_trainer export "$RUN/start.pt" --out "$RUN/start-onnx" --name restore --tile 256 --overlap 40 \
   --colour-prior "$PRIOR" >/dev/null
@@ -68,8 +72,9 @@ python3 -m duoscale_trainer export "$RUN/run/checkpoints/last.pt" --out "$RUN/on
 # issue 5's evaluation (val, 256 px centre crops, (a) bicubic and (b) Real-ESRGAN seed 1234)
 python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$EVAL" --crop 256 --seed 1234 \
   --teacher "$TEACHER" --teacher-at 0 \
-  --student "restore=$RUN/start-onnx/restore.onnx" --student "repair-edge=$RUN/onnx/repair-edge.onnx" \
-  --grid-methods "lanczos,teacher-15@0,restore,repair-edge" --runtime-repeats 7
+  --student "restore=$RUN/start-onnx/restore.onnx" ${PREVIOUS:+--student "previous=$PREVIOUS"} \
+  --student "repair-edge=$RUN/onnx/repair-edge.onnx" \
+  --grid-methods "lanczos,teacher-15@0,restore,${PREVIOUS:+previous,}repair-edge" --runtime-repeats 7
 DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/data/build-photo-set.sh (Debian package images; licences in its SOURCES.md: GPL-2+, LGPL-3, public domain and others); mixed degradation, 80% bicubic-only and 20% Real-ESRGAN second-order (teacher phase 1: 50%); its restore stage 70% Real-ESRGAN; its last stage (repair-edge) 70% Real-ESRGAN on the same crops; colour prior: 1,949 Real-ESRGAN-degraded 256 px crops of the same 139 photos (seeds 777 and 778)"
 python3 -m duoscale_trainer export "$RUN/run/checkpoints/last.pt" --out "$ROOT/resources/models" \
   --name duoscale-general-x4 --task general --tile 256 --overlap 40 --colour-prior "$PRIOR" \
@@ -86,7 +91,8 @@ print("Default x4 model: a one-step diffusion student (small residual ResUNet, 4
       "clean photos, 1 to repair noise, JPEG artefacts and blur (the app's Repair option). When repairing, a "
       "colour prior fitted on the train photos keeps the LR's local colour. Its last stage trained the repair "
       "mode against a discriminator on the teacher's features whose pull reaches the student only along the "
-      "photo's edges and without a 4-px period, so edges come out crisper and texture carries no hatching. "
+      "photo's edges and without a 4-px period, with the detail it adds to the bicubic passed through a fixed "
+      "filter that removes the 4-px pattern, so edges come out crisper and texture carries no hatching or checker. "
       f"On 27 clean val crops (bicubic x4, restore 0) it is {acc['bicubic_psnr_gain_db']:.2f} dB PSNR-Y above "
       f"bicubic and {acc['speedup_vs_teacher']:.0f}x faster than its teacher's 15-step chain; on "
       f"Real-ESRGAN-degraded crops with restore 1 it is {me['psnr_y'] - bic['psnr_y']:.2f} dB above bicubic "
