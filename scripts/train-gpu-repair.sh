@@ -75,12 +75,18 @@
 # defaults, so the three defaults differ from r-tfd03m by one setting each (docs/MODELS.md "An edge
 # gate"). Smoke-tested as stop 30's, with VARIANTS=r-tfd03me (117 steps, rc 0, `edge_gate` logged).
 # Stop 32 (CPU only): notching the 4-px period out of the gated D's gradient (r-tfd03men) took most
-# of the checker off the edges; that recipe, trained 7,888 CPU steps from the restore stage, is the
-# shipped general model since stop 32 (scripts/ship-repair-edge.sh), so INIT now starts from it.
+# of the checker off the edges; that recipe, trained 7,888 CPU steps from the restore stage, was the
+# shipped general model in stop 32 (scripts/ship-repair-edge.sh), so INIT now starts from it.
 # The defaults are its control without the notch (r-tfd03me), the shipped recipe on 256 px crops
 # (r-tfd03men) and the same at twice the D's weight (r-tfd06men), which on the CPU drew outlined
 # blobs in 64 px crops (docs/MODELS.md "A notch on the discriminator's gradient"). Smoke-tested as
 # stop 30's, with VARIANTS=r-tfd06men, from the new shipped checkpoint (122 steps, rc 0).
+# Stop 33 (CPU only): the shipped checkpoint's student now has its detail behind a fixed filter
+# without the 4-px pattern (model.out_notch=4, docs/MODELS.md "A notch on the student's output").
+# --init keeps it, so every variant trains behind it too; pass --set model.out_notch=0 in EXTRA for
+# a control without it. Smoke-tested as stop 30's, with VARIANTS=r-tfd03men and MINUTES=1, from
+# that recipe's checkpoint (544 steps, 400 of them D-only; rc 0; the variant's config and slim
+# checkpoint carry out_notch 4).
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
