@@ -1109,12 +1109,11 @@ def test_out_notch_trains_the_student_behind_its_filter_and_a_fine_tune_keeps_it
                          timeout=300)
     assert res.returncode != 0 and "--params nope." in res.stderr and "out." in res.stderr
 
-    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 1,
-                          "--teacher", residual_teacher, "--set", "model.out_notch=1"])
-    assert rc != 0 and "model.out_notch" in json.dumps(events)
-    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 1,
-                          "--teacher", teacher_ckpt, "--set", "model.out_notch=4"])
-    assert rc != 0 and "S2D residual" in json.dumps(events)
+    for i, (teacher, width, named) in enumerate(((residual_teacher, 1, "model.out_notch"),
+                                                 (teacher_ckpt, 4, "S2D residual"))):
+        rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / f"bad{i}",
+                              "--steps", 1, "--teacher", teacher, "--set", f"model.out_notch={width}"])
+        assert rc != 0 and named in json.dumps(events)
 
 
 def test_gate_flat_charges_the_gain_on_flat_cells_only():
