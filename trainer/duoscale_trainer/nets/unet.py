@@ -194,7 +194,8 @@ class PixelHead(nn.Module):
 
 
 def notch_taps(width: float, period: int = 4) -> tuple[Tensor, Tensor]:
-    """The 1-D taps of ``out_notch``'s filter, float32, 2 * ceil(3 width) + 1 long: ``g``, a unit-sum
+    """The taps of ``out_notch``'s filter (``notch_filter``), float32, 3 x 1 x K x 1 with K = 2 * ceil(3 width)
+    + 1 (the same K per image channel): ``g``, a unit-sum
     Gaussian of std ``width`` px, and ``comb``, that Gaussian on every ``period``-th tap only, scaled to
     unit sum. The filter is x - comb (x) comb * x + g (x) g * x (separable pairs): by Poisson's sum
     rule comb (x) comb has a unit gain at every frequency (k/period, l/period) and g (x) g at (0, 0)
@@ -205,7 +206,7 @@ def notch_taps(width: float, period: int = 4) -> tuple[Tensor, Tensor]:
     x = torch.arange(-r, r + 1, dtype=torch.float64)
     g = torch.exp(-x * x / (2.0 * width * width))
     comb = torch.where(torch.remainder(x, period) == 0, g, torch.zeros_like(g))
-    return (g / g.sum()).float(), (comb / comb.sum()).float()
+    return tuple((t / t.sum()).float().reshape(1, 1, -1, 1).repeat(3, 1, 1, 1) for t in (g, comb))
 
 
 def _separable(x: Tensor, taps: Tensor) -> Tensor:
@@ -214,6 +215,14 @@ def _separable(x: Tensor, taps: Tensor) -> Tensor:
     t = taps.to(x.dtype)
     x = F.conv2d(x, t, groups=3)
     return F.conv2d(x, t.transpose(2, 3), groups=3)
+
+
+def notch_filter(img: Tensor, g: Tensor, comb: Tensor) -> Tensor:
+    """img (B x 3 x H x W) through the out_notch filter whose taps (3 x 1 x K x 1, from notch_taps)
+    are g and comb: img - comb (x) comb * img + g (x) g * img, padded by reflection."""
+    r = g.shape[2] // 2
+    pad = F.pad(img, (r, r, r, r), mode="reflect")
+    return img - _separable(pad, comb) + _separable(pad, g)
 
 
 class ResUNet(nn.Module):
@@ -331,8 +340,8 @@ class ResUNet(nn.Module):
                              "(model.residual with the s2d codec)")
         if self.out_notch:
             g, comb = notch_taps(self.out_notch)
-            self.register_buffer("notch_g", g.reshape(1, 1, -1, 1).repeat(3, 1, 1, 1), persistent=False)
-            self.register_buffer("notch_comb", comb.reshape(1, 1, -1, 1).repeat(3, 1, 1, 1), persistent=False)
+            self.register_buffer("notch_g", g, persistent=False)
+            self.register_buffer("notch_comb", comb, persistent=False)
 
     def config(self) -> dict:
         return {"in_ch": self.in_ch, "out_ch": self.out_ch, "cond_ch": self.cond_ch,
@@ -344,11 +353,7 @@ class ResUNet(nn.Module):
 
     def notch(self, out: Tensor) -> Tensor:
         """The latent detail ``out`` (B x 48 x h x w) through the out_notch filter, back as a latent."""
-        img = F.pixel_shuffle(out, 4)
-        r = self.notch_g.shape[2] // 2
-        pad = F.pad(img, (r, r, r, r), mode="reflect")
-        img = img - _separable(pad, self.notch_comb) + _separable(pad, self.notch_g)
-        return F.pixel_unshuffle(img, 4)
+        return F.pixel_unshuffle(notch_filter(F.pixel_shuffle(out, 4), self.notch_g, self.notch_comb), 4)
 
     @staticmethod
     def _run(blocks: nn.ModuleList, h: Tensor, emb: Tensor) -> Tensor:
