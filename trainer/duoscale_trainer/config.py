@@ -123,6 +123,11 @@ class StudentConfig:
                                       # grain is charged where the HR crop's colour is smooth
     w_median: float = 0.0             # Real-ESRGAN rows only: L1 between the output and the HR crop, whose
                                       # optimum is the median of what the input allows, not the mean (stop 28)
+    w_away: float = 0.0               # Real-ESRGAN rows only: L1 on the part of the output's change from the
+                                      # anchor's output (student.w_anchor's net) that moves away from the HR
+                                      # crop, per pixel and channel; a change toward it is free. A push (the
+                                      # D's) then pays for every wrong guess, so it is only worth making where
+                                      # the input says which way is right (MODELS.md, stop 34)
     w_shift: float = 0.0              # all rows: the noise-free outputs for two crops of one HR crop, 1-3 px
                                       # apart and degraded alike, must agree where they overlap. Detail
                                       # that follows the photo moves with it; a pattern tied to the
@@ -432,7 +437,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_away", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -588,7 +593,7 @@ def validate(cfg: Config) -> None:
         raise ValueError(f"config student.adv_edge_gate={s.adv_edge_gate}, adv_edge_lo={s.adv_edge_lo}, "
                          f"adv_edge_hi={s.adv_edge_hi}: the gate's sigma must be 0 (off) or positive, and "
                          "0 <= adv_edge_lo < adv_edge_hi (levels per px)")
-    for key in ("w_detail", "w_texture", "w_median", "w_shift", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
+    for key in ("w_detail", "w_texture", "w_median", "w_away", "w_shift", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

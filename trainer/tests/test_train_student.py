@@ -391,6 +391,32 @@ def test_median_term_keeps_an_uncertain_edge_an_edge_where_the_mse_blurs_it():
     assert median_loss(hr, hr, both).item() == 0
 
 
+def test_away_term_charges_only_the_change_that_moves_from_the_anchor_away_from_the_hr():
+    """student.w_away: moving from the anchor's output toward the HR costs nothing, the same move the
+    other way costs its size; where the anchor already has the HR every change counts; a push that
+    guesses the way (half right, half wrong) pays for its wrong half; the anchor gets no gradient and
+    masked rows neither count nor receive any."""
+    from duoscale_trainer.train.student import away_loss
+
+    ref = torch.zeros(2, 3, 8, 8)
+    hr = torch.full((2, 3, 8, 8), 0.5)
+    one = torch.ones(2)
+    assert away_loss(ref + 0.3, hr, ref, one).item() == 0                      # toward the HR
+    assert away_loss(ref + 0.7, hr, ref, one).item() == 0                      # past it: fidelity's business
+    assert away_loss(ref - 0.3, hr, ref, one).item() == pytest.approx(0.3)     # away from it
+    assert away_loss(hr + 0.2, hr, hr, one).item() == pytest.approx(0.2)       # the anchor was right
+    guess = ref.clone()
+    guess[..., :4] += 0.3                                                      # left half the right way,
+    guess[..., 4:] -= 0.3                                                      # right half the wrong way
+    assert away_loss(guess, hr, ref, one).item() == pytest.approx(0.15)
+    x = (ref - 0.3).requires_grad_(True)
+    r = ref.clone().requires_grad_(True)
+    away_loss(x, hr, r, torch.tensor([1.0, 0.0])).backward()
+    assert r.grad is None or r.grad.abs().max() == 0
+    assert x.grad[1].abs().max() == 0 and (x.grad[0] < 0).all()                # a step down moves x back up
+    assert away_loss(x, hr, ref, torch.zeros(2)).item() == 0
+
+
 def test_texture_term_asks_for_the_kind_of_detail_not_the_same_pixels():
     """student.w_texture: another draw of the HR crop's texture process costs less than a blurred
     copy of the crop itself, where the MSE says the opposite; a step down its gradient sharpens a
@@ -556,11 +582,12 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--set", "run.sample_every=100", "--set", "student.w_detail=10",
                           "--set", "student.w_colour=0.02", "--set", "student.w_artefact=50",
                           "--set", "student.w_texture=5", "--set", "student.w_median=2",
+                          "--init", teacher_ckpt, "--set", "student.w_anchor=1", "--set", "student.w_away=4",
                           "--set", "student.w_shift=3", "--set", "student.adv_edge_gate=2",
                           "--set", "student.adv_grid_notch=4"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
-    assert {"detail", "colour", "artefact", "texture", "median", "shift", "edge_gate"} <= seen
+    assert {"detail", "colour", "artefact", "texture", "median", "away", "shift", "edge_gate"} <= seen
     gate = [e["losses"]["edge_gate"] for e in events if e["event"] == "progress" and "edge_gate" in e.get("losses", {})]
     assert all(0.0 <= v <= 1.0 for v in gate)
     shift = [e["losses"]["shift"] for e in events if e["event"] == "progress" and "shift" in e.get("losses", {})]
@@ -581,6 +608,7 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert {"w_detail", "w_colour", "w_artefact", "w_texture"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
     assert cfg["student"]["w_artefact"] == 50 and cfg["student"]["w_texture"] == 5
     assert "w_median" in RECIPE_KEYS and cfg["student"]["w_median"] == 2
+    assert "w_away" in RECIPE_KEYS and cfg["student"]["w_away"] == 4
     assert {"w_shift", "shift_size"} <= set(RECIPE_KEYS) and cfg["student"]["w_shift"] == 3
     assert {"adv_edge_gate", "adv_edge_lo", "adv_edge_hi"} <= set(RECIPE_KEYS) and cfg["student"]["adv_edge_gate"] == 2
     assert "adv_grid_notch" in RECIPE_KEYS and cfg["student"]["adv_grid_notch"] == 4
@@ -590,6 +618,9 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad1", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_median=-0.5"])
     assert rc != 0 and "student.w_median" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad1a", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.w_away=2"])
+    assert rc != 0 and "student.w_away" in json.dumps(events) and "w_anchor" in json.dumps(events)
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad2", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.texture_window=4"])
     assert rc != 0 and "student.texture_window" in json.dumps(events)

@@ -359,6 +359,26 @@ def median_loss(out: Tensor, hr: Tensor, mask: Tensor) -> Tensor:
     return _masked_mean(per, mask)
 
 
+def away_loss(out: Tensor, hr: Tensor, ref: Tensor, mask: Tensor) -> Tensor:
+    """Mean over pixels and channels ([-1, 1] scale) of the part of ``out - ref`` that points away
+    from ``hr``: relu(-(out - ref) * sign(hr - ref)) (|out - ref| where ref equals hr), averaged over the masked rows. ``ref`` is the
+    anchor's output (a fidelity-trained stage), not differentiated. A change toward the HR costs
+    nothing here (overshooting it is the fidelity terms' business); a change the other way costs its
+    size, and where ``ref`` already equals the HR every change is the other way.
+
+    The edge stage's losses against the stage it starts from are such changes: on the val crops and
+    the 4 val faces under (b) most of what it loses is on and around the HR's edges, where it moved
+    pixels opposite to where the HR lies (an outline drawn a pixel off, a fold the photo does not
+    have), and its gains are the changes that went the right way, in the same places
+    (scripts/edge-push-check.py). An L1 on the wrong-way part makes each guess cost in proportion
+    to how often it is wrong, so a push is only worth making where the input tells the student the
+    way (MODELS.md, stop 34)."""
+    ref = ref.detach().float()
+    change, way = out.float() - ref, torch.sign(hr.float() - ref)
+    away = torch.where(way == 0, change.abs(), F.relu(-change * way))
+    return _masked_mean(away.flatten(1).mean(dim=1), mask)
+
+
 SHIFT_MARGIN = 4      # HR px at each border of the overlap that w_shift leaves out (padding differs there)
 
 
@@ -479,6 +499,9 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
             C.init_weights_from(student, cfg.paths.init, ("student", "teacher"), ck=init_ck)
             log.info("initialised the student from %s", cfg.paths.init)
         anchor = None
+        if s.w_away > 0 and not s.w_anchor > 0:
+            raise C.TrainError(f"student.w_away={s.w_away} charges changes from the anchor's output; it needs "
+                               "the anchor: set student.w_anchor > 0 and give --init (or --anchor) CKPT")
         if s.w_anchor > 0:
             # the --anchor (else --init) weights, frozen (rebuilt from the same file on --resume)
             if not anchor_path:
@@ -584,7 +607,8 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         zero_chain = uses_zero_chain(cfg)
         # the terms that read the decoded output (the HR D too, on the steps it is on)
-        pixel_terms = any(w > 0 for w in (s.w_detail, s.w_colour, s.w_artefact, s.w_texture, s.w_median))
+        pixel_terms = any(w > 0 for w in (s.w_detail, s.w_colour, s.w_artefact, s.w_texture, s.w_median,
+                                                   s.w_away))
 
         def step_fn(step: int) -> dict:
             nonlocal t_T
@@ -705,6 +729,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l = median_loss(hr_hat, hr, real.float())
                     loss_s = loss_s + s.w_median * l
                     out["median"] = l.detach()
+                if s.w_away > 0 and not warm:                                      # Real-ESRGAN rows
+                    l = away_loss(hr_hat, hr, codec.decode(ref), real.float())
+                    loss_s = loss_s + s.w_away * l
+                    out["away"] = l.detach()
                 if s.w_shift > 0 and not warm:                                     # all rows
                     l = _shift_term(step, hr)
                     loss_s = loss_s + s.w_shift * l
