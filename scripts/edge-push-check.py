@@ -16,6 +16,8 @@ outputs:
   `wrong` where it points the other way by more than 1 level;
 - the LR: `lr-weak` edge pixels keep under half of the HR's blurred gradient in the bicubic of the
   degraded LR (both blurred by 3 px), `lr-strong` the rest.
+- BASE's own error: `near_base_close` are the edge and ring pixels where BASE's local RMS error
+  (Gaussian, 2 px) is under 8 levels, `near_base_off` the rest.
 
 Each figure is a share of the crop's dMSE (levels^2 per pixel of the crop), so a row's zones add up
 to its total. Written for the edge stage's losses on small damaged faces (MODELS.md, stop 34): it
@@ -43,6 +45,7 @@ from duoscale_trainer.train.student import _gradient_magnitude, edge_gate, luma0
 RING = 4          # HR px around the edge zone
 RATIO = 0.5       # lr-weak: the LR's blurred gradient under this share of the HR's
 WRONG = 1.0       # levels: a change the other way smaller than this is not counted as wrong
+CLOSE = 8.0       # levels: BASE's local RMS error under this counts as close
 
 
 def _luma255(img01: torch.Tensor) -> torch.Tensor:
@@ -71,15 +74,19 @@ def crop_figures(hr: np.ndarray, lr: np.ndarray, base: np.ndarray, new: np.ndarr
     wrong = ~right & (change.abs() > WRONG)
     ratio = _blurred_gradient(_luma255(upsample4(lr_t).clamp(0, 1))) / (_blurred_gradient(y_hr) + 1.0)
     weak = ratio < RATIO
+    err = gaussian_blur((y_b - y_hr).square()[None, None], 2.0, truncate=3.0, mode="reflect")[0, 0].sqrt()
+    close = (edge | ring) & (err < CLOSE)
     n = float(d.numel())
     s = lambda m: float(d[m].sum()) / n  # noqa: E731
     return {"dmse": float(d.mean()), "edge": s(edge), "ring": s(ring), "far": s(far),
             "near_right": s((edge | ring) & right), "near_wrong": s((edge | ring) & wrong),
             "edge_lr_weak": s(edge & weak), "edge_lr_strong": s(edge & ~weak),
+            "near_base_close": s(close), "near_base_off": s((edge | ring) & ~close),
             "edge_share": float(edge.float().mean()), "edge_lr_weak_share": float((edge & weak).float().mean())}
 
 
-COLUMNS = ("dmse", "edge", "ring", "far", "near_right", "near_wrong", "edge_lr_weak", "edge_lr_strong")
+COLUMNS = ("dmse", "edge", "ring", "far", "near_right", "near_wrong", "edge_lr_weak", "edge_lr_strong",
+           "near_base_close", "near_base_off")
 
 
 def main() -> int:

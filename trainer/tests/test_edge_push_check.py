@@ -37,6 +37,7 @@ def test_a_sharper_edge_in_its_place_gains_and_the_same_edge_two_pixels_off_lose
     for f in (good, bad):
         assert abs(f["edge"] + f["ring"] + f["far"] - f["dmse"]) < 1e-3      # the zones add up
         assert abs(f["edge_lr_weak"] + f["edge_lr_strong"] - f["edge"]) < 1e-3
+        assert abs(f["near_base_close"] + f["near_base_off"] - f["edge"] - f["ring"]) < 1e-3
         assert 0 < f["edge_share"] < 0.5 and f["edge_lr_weak_share"] == 0    # the box LR keeps the step
     assert good["dmse"] < 0 and good["near_right"] < 0 and good["near_wrong"] == 0
     assert bad["dmse"] > 0 and bad["near_wrong"] > -bad["near_right"] > 0
