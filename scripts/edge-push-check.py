@@ -4,8 +4,8 @@
     python3 scripts/edge-push-check.py PHOTOS_DIR BASE=MODEL NEW=MODEL [--sets val,faces/val] [--seed 1234]
 
 Both models (ONNX or checkpoint) run with repair on over the 256 px centre crops of each set (a
-folder under PHOTOS_DIR; `faces/val` takes the face square, as the faces' eval does), degraded with
-Real-ESRGAN seed 1234 as `eval` degrades them. For every pixel, on BT.601 luma (0-255) of the 8-bit
+folder under PHOTOS_DIR), degraded with Real-ESRGAN seed 1234, the crops and LRs `eval --val
+PHOTOS_DIR/SET` scores. For every pixel, on BT.601 luma (0-255) of the 8-bit
 outputs:
 
 - dMSE = (NEW - HR)^2 - (BASE - HR)^2: positive where NEW is worse;
@@ -114,8 +114,7 @@ def main() -> int:
             print(f"edge-push-check: {folder}: no such folder; build the photo set with "
                   "../shared/data/build-photo-set.sh OUTDIR and pass OUTDIR", file=sys.stderr)
             return 2
-        ds = FixedPairs(str(folder), hr_size=a.crop, degradation="realesrgan", seed=a.seed,
-                        faces=name.startswith("faces"))
+        ds = FixedPairs(str(folder), hr_size=a.crop, degradation="realesrgan", seed=a.seed)
         outs = run_methods(methods, ds.lr, a.seed)
         rows = []
         for i, crop in enumerate(ds.names):
