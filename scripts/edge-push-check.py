@@ -40,7 +40,7 @@ from duoscale_trainer.codec import upsample4  # noqa: E402
 from duoscale_trainer.colour_prior import gaussian_blur  # noqa: E402
 from duoscale_trainer.data.dataset import FixedPairs  # noqa: E402
 from duoscale_trainer.evaluate import EvalError, repair_students, run_methods  # noqa: E402
-from duoscale_trainer.train.student import _gradient_magnitude, edge_gate, luma01  # noqa: E402
+from duoscale_trainer.train.student import blurred_gradient, edge_gate, luma01  # noqa: E402
 
 RING = 4          # HR px around the edge zone
 RATIO = 0.5       # lr-weak: the LR's blurred gradient under this share of the HR's
@@ -51,11 +51,6 @@ CLOSE = 8.0       # levels: BASE's local RMS error under this counts as close
 def _luma255(img01: torch.Tensor) -> torch.Tensor:
     """1 x 3 x H x W on [0, 1] -> H x W luma on 0-255."""
     return luma01(img01 * 2.0 - 1.0)[0, 0] * 255.0
-
-
-def _blurred_gradient(y: torch.Tensor, sigma: float = 3.0) -> torch.Tensor:
-    b = gaussian_blur(y[None, None], sigma, truncate=3.0, mode="reflect")
-    return _gradient_magnitude(F.pad(b, (1, 1, 1, 1), mode="replicate"))[0, 0]
 
 
 def crop_figures(hr: np.ndarray, lr: np.ndarray, base: np.ndarray, new: np.ndarray) -> dict[str, float]:
@@ -72,7 +67,8 @@ def crop_figures(hr: np.ndarray, lr: np.ndarray, base: np.ndarray, new: np.ndarr
     change, need = y_n - y_b, y_hr - y_b
     right = change * need > 0
     wrong = ~right & (change.abs() > WRONG)
-    ratio = _blurred_gradient(_luma255(upsample4(lr_t).clamp(0, 1))) / (_blurred_gradient(y_hr) + 1.0)
+    g_lr = blurred_gradient(_luma255(upsample4(lr_t).clamp(0, 1))[None, None], 3.0)[0, 0]
+    ratio = g_lr / (blurred_gradient(y_hr[None, None], 3.0)[0, 0] + 1.0)
     weak = ratio < RATIO
     err = gaussian_blur((y_b - y_hr).square()[None, None], 2.0, truncate=3.0, mode="reflect")[0, 0].sqrt()
     close = (edge | ring) & (err < CLOSE)

@@ -274,9 +274,15 @@ def edge_gate(hr: Tensor, sigma: float, lo: float, hi: float) -> Tensor:
     answer a discriminator with a pattern on its 4-px grid (MODELS.md, "An edge gate"). A measure of
     the HR, not differentiated."""
     with torch.no_grad():
-        y = gaussian_blur(luma01(hr) * 255.0, sigma, truncate=3.0, mode="reflect")
-        g = _gradient_magnitude(F.pad(y, (1, 1, 1, 1), mode="replicate"))
-        return ((g - lo) / (hi - lo)).clamp(0.0, 1.0)
+        return ((blurred_gradient(luma01(hr) * 255.0, sigma) - lo) / (hi - lo)).clamp(0.0, 1.0)
+
+
+def blurred_gradient(y: Tensor, sigma: float) -> Tensor:
+    """Gradient magnitude (central differences, same size) of ``y`` (B x 1 x H x W) after a Gaussian
+    blur of ``sigma`` px: what edge_gate ramps, and what scripts/edge-push-check.py compares between
+    the HR and the bicubic of its LR."""
+    b = gaussian_blur(y, sigma, truncate=3.0, mode="reflect")
+    return _gradient_magnitude(F.pad(b, (1, 1, 1, 1), mode="replicate"))
 
 
 def gate_gradient(img: Tensor, mask: Tensor) -> Tensor:
