@@ -436,8 +436,11 @@ def losses_on(student: dict) -> dict[str, bool]:
 # student run started with --init from a student checkpoint takes these from that checkpoint unless
 # the command line sets them, so a fine-tune continues its model's recipe instead of silently
 # switching to the defaults (a deterministic-mode model would otherwise export at full noise).
+# Not w_anchor or w_away: both hold one run to its anchor's output, a property of that run against
+# its start, and a fine-tune from the shipped repair-away stage (trained with w_away) that inherited
+# the charge without an anchor would be refused.
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_away", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 

@@ -608,7 +608,15 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert {"w_detail", "w_colour", "w_artefact", "w_texture"} <= set(RECIPE_KEYS) and cfg["student"]["w_detail"] == 10
     assert cfg["student"]["w_artefact"] == 50 and cfg["student"]["w_texture"] == 5
     assert "w_median" in RECIPE_KEYS and cfg["student"]["w_median"] == 2
-    assert "w_away" in RECIPE_KEYS and cfg["student"]["w_away"] == 4
+    assert cfg["student"]["w_away"] == 4 and cfg["student"]["w_anchor"] == 1
+    # a fine-tune from it (the app's: --init, no anchor) keeps the recipe but not the charge against
+    # this run's anchor, which it could not run without one
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "ft", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--cache-targets", 0, "--init", out / "checkpoints" / "last.pt",
+                          "--set", "student.w_hr_adv=0"])
+    assert rc == 0, events[-1]
+    ft = torch.load(tmp_path / "ft" / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)["config"]
+    assert ft["student"]["w_away"] == 0 and ft["student"]["w_anchor"] == 0 and ft["student"]["w_median"] == 2
     assert {"w_shift", "shift_size"} <= set(RECIPE_KEYS) and cfg["student"]["w_shift"] == 3
     assert {"adv_edge_gate", "adv_edge_lo", "adv_edge_hi"} <= set(RECIPE_KEYS) and cfg["student"]["adv_edge_gate"] == 2
     assert "adv_grid_notch" in RECIPE_KEYS and cfg["student"]["adv_grid_notch"] == 4
