@@ -21,8 +21,9 @@ trap 'rm -rf "$TMP"' EXIT
 DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/data/build-photo-set.sh (Debian package images; licences in its SOURCES.md: GPL-2+, LGPL-3, public domain and others); mixed degradation, 80% bicubic-only and 20% Real-ESRGAN second-order (teacher phase 1: 50%); its last stage (restore) 70% Real-ESRGAN; colour prior: 1,949 Real-ESRGAN-degraded 256 px crops of the same 139 photos (seeds 777 and 778)"
 cd trainer
 if python3 ../scripts/is-repair-edge.py "$CKPT"; then
-  echo "$CKPT is the repair-edge stage (stop 32), which scripts/ship-repair-edge.sh ships with its own card:" \
-    "run this script on the restore stage's checkpoint (scripts/export-models.sh), before that one" >&2
+  echo "$CKPT is a repair stage (repair-edge, stops 32-33, or repair-away, stop 35), which" \
+    "scripts/ship-repair-edge.sh and scripts/ship-repair-away.sh ship with their own card: run this" \
+    "script on the restore stage's checkpoint (scripts/export-models.sh), before those" >&2
   exit 1
 fi
 # 1. the table: 5 + 10 grid crops per train photo, two degradation seeds, 5 photo folds held out
