@@ -105,7 +105,9 @@ fi
 python3 -m duoscale_trainer eval --val "$PHOTOS/val" --out "$EVAL" --crop 256 --seed 1234 \
   --teacher "$TEACHER" --teacher-at 0 \
   "${STUDENTS[@]}" --student "$STAGE=$RUN/onnx/$STAGE.onnx" --grid-methods "$GRID$STAGE" --runtime-repeats 15
-DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/data/build-photo-set.sh (Debian package images; licences in its SOURCES.md: GPL-2+, LGPL-3, public domain and others); mixed degradation, 80% bicubic-only and 20% Real-ESRGAN second-order (teacher phase 1: 50%); its restore stage 70% Real-ESRGAN; its repair stages (repair-edge, then repair-away) 70% Real-ESRGAN on the same crops; colour prior: 1,949 Real-ESRGAN-degraded 256 px crops of the same 139 photos (seeds 777 and 778)"
+STAGES="its last stage (repair-edge)"
+[ "$STAGE" = repair-edge ] || STAGES="its repair stages (repair-edge, then repair-away)"
+DATA="417 random 512x512 crops (seed 0) of the 139 train photos of ../shared/data/build-photo-set.sh (Debian package images; licences in its SOURCES.md: GPL-2+, LGPL-3, public domain and others); mixed degradation, 80% bicubic-only and 20% Real-ESRGAN second-order (teacher phase 1: 50%); its restore stage 70% Real-ESRGAN; $STAGES 70% Real-ESRGAN on the same crops; colour prior: 1,949 Real-ESRGAN-degraded 256 px crops of the same 139 photos (seeds 777 and 778)"
 python3 -m duoscale_trainer export "$RUN/run/checkpoints/last.pt" --out "$ROOT/resources/models" \
   --name duoscale-general-x4 --task general --tile 256 --overlap 40 --colour-prior "$PRIOR" \
   --metrics "$EVAL/eval.json" --metrics-method "$STAGE" --data-desc "$DATA" \
