@@ -53,8 +53,7 @@ if python3 ../scripts/is-repair-edge.py "$START"; then
     "scripts/export-models.sh after scripts/train-cpu-models.sh)" >&2
   exit 1
 fi
-if [ "$STAGE" = repair-away ] && { ! python3 ../scripts/is-repair-edge.py "$ANCHOR" ||
-  python3 ../scripts/is-repair-edge.py "$ANCHOR" --away; }; then
+if [ "$STAGE" = repair-away ] && ! python3 ../scripts/is-repair-edge.py "$ANCHOR" --stage repair-edge; then
   echo "$ANCHOR is not the repair-edge stage: with W_AWAY set, ANCHOR must be its checkpoint (W_AWAY=0" \
     "leaves it in resources/models; stop 33's: git show b1b496b:resources/models/duoscale-general-x4.ckpt.pt" \
     "> repair-edge.ckpt.pt)" >&2
