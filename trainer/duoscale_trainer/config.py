@@ -144,6 +144,11 @@ class StudentConfig:
                                       # components at the 15 frequencies of a 4-px period, each notched by a
                                       # Gaussian whose spatial width is this many HR px; the D can no
                                       # longer ask the student's 4-px latent for a checker (stop 32)
+    adv_band: float = 0.0             # >0: the HR discriminator sees real and fake crops alike through a
+                                      # low-pass at this many cycles per HR px (0.125 = an x4 LR's Nyquist
+                                      # limit; raised-cosine roll-off over +-25 %), so it can neither ask for
+                                      # nor hold against detail finer than the LR can carry: a pattern at
+                                      # any short period, not only the 4-px one (MODELS.md, stop 36)
     w_gate_flat: float = 0.0          # Real-ESRGAN rows only: the mean gain of the pixel head's noise gate
                                       # (model.pixel_head_gate) on the latent cells where the HR crop is
                                       # flat, so the gate learns to shut there (MODELS.md, stop 27)
@@ -440,7 +445,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # its start, and a fine-tune from the shipped repair-away stage (trained with w_away) that inherited
 # the charge without an anchor would be refused.
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "adv_band", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -592,6 +597,9 @@ def validate(cfg: Config) -> None:
     if not (s.adv_grid_notch == 0 or 2.0 <= s.adv_grid_notch <= 32.0):
         raise ValueError(f"config student.adv_grid_notch={s.adv_grid_notch}: the notch's spatial width must be 0 "
                          "(off) or 2-32 HR px (at 4 px the 15 notches take 15 % of the spectrum, at 2 px 60 %)")
+    if not (s.adv_band == 0 or 0.05 <= s.adv_band <= 0.4):
+        raise ValueError(f"config student.adv_band={s.adv_band}: the HR discriminator's low-pass must be 0 (off) "
+                         "or a cut of 0.05-0.4 cycles per HR px (0.125 is an x4 LR's Nyquist limit)")
     if s.adv_edge_gate < 0 or (s.adv_edge_gate > 0 and not 0 <= s.adv_edge_lo < s.adv_edge_hi):
         raise ValueError(f"config student.adv_edge_gate={s.adv_edge_gate}, adv_edge_lo={s.adv_edge_lo}, "
                          f"adv_edge_hi={s.adv_edge_hi}: the gate's sigma must be 0 (off) or positive, and "

@@ -358,6 +358,54 @@ def test_grid_notch_takes_the_4px_period_out_of_the_gradient_and_leaves_edges_in
     assert plain > 1.5 and notched < 0.5, (plain, notched)
 
 
+def test_band_limit_keeps_what_an_x4_lr_can_carry_and_takes_every_shorter_period_out():
+    """student.adv_band: D_H's low-pass at 0.125 cycle/px keeps a 10-px and a 16-px period and a ramp,
+    halves an 8-px one and takes 3-6 px periods out (the 4-px checker and the periods a notch at 4 px
+    leaves); it is linear, keeps the mean, does not wrap one border into the other, and a pixel D
+    behind it asks for no short period at all, where without it it asks for a 4-px one."""
+    from duoscale_trainer.nets.discriminator import build_discriminator, gradient_grid_peak
+    from duoscale_trainer.train.student import band_limit
+
+    h = w = 64
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    kept = {}
+    for per in (3, 4, 5, 6, 8, 10, 16):
+        wave = torch.cos(2 * math.pi * xx / per).float()[None, None]
+        inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+        kept[per] = (band_limit(wave, 0.125)[inner].std() / wave[inner].std()).item()
+    assert max(kept[p] for p in (3, 4, 5, 6)) < 0.03 and 0.4 < kept[8] < 0.6, kept
+    assert kept[10] > 0.95 and kept[16] > 0.99, kept
+    checker = (((yy % 4 < 2) ^ (xx % 4 < 2)).float() * 2 - 1)[None, None]
+    assert band_limit(checker, 0.125)[..., 8:-8, 8:-8].abs().max().item() < 0.05   # the mirror's seam aside
+    ramp = (xx.float() / w)[None, None].repeat(1, 3, 1, 1)
+    assert torch.allclose(band_limit(ramp, 0.125)[..., 4:-4], ramp[..., 4:-4], atol=2e-3)   # no wrap-round
+    a, b = torch.rand(2, 3, h, w), torch.rand(2, 3, h, w)
+    assert torch.allclose(band_limit(2 * a - b, 0.1), 2 * band_limit(a, 0.1) - band_limit(b, 0.1), atol=1e-5)
+    assert band_limit(a, 0.1).mean().item() == pytest.approx(a.mean().item(), abs=1e-5)
+
+    torch.manual_seed(0)
+    D = build_discriminator("hr", "tiny").eval()
+    photo = torch.rand(2, 3, 8, 8).repeat_interleave(8, -1).repeat_interleave(8, -2) * 2 - 1
+    photo = photo + 0.1 * torch.randn_like(photo)
+
+    class Banded(torch.nn.Module):
+        def forward(self, x):
+            return D(band_limit(x, 0.125))
+
+    plain, banded = gradient_grid_peak(D, photo), gradient_grid_peak(Banded(), photo)
+    assert plain > 1.5 and banded < 1.3, (plain, banded)       # about 1: no pull toward a 4-px pattern
+
+    def short_share(net):   # the share of D's gradient (DFT energy) at periods under 5.3 px; what is left
+                            # behind the filter is the mirror seam at the borders
+        x = photo.clone().requires_grad_(True)
+        grad, = torch.autograd.grad(net(x).float().mean(dim=1).sum(), x)
+        spec = torch.fft.fft2(grad.double()).abs().square()
+        f = torch.fft.fftfreq(grad.shape[-1]).abs()
+        short = (f[:, None] > 0.19) | (f[None, :] > 0.19)
+        return (spec * short).sum().item() / spec.sum().item()
+    assert short_share(D) > 0.3 and short_share(Banded()) < 0.03, (short_share(D), short_share(Banded()))
+
+
 def test_median_term_keeps_an_uncertain_edge_an_edge_where_the_mse_blurs_it():
     """student.w_median: for an edge whose place the input leaves uncertain (one pixel either side,
     the middle a little likelier), the image that minimises the MSE over the candidates is a ramp,
@@ -584,7 +632,7 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--set", "student.w_texture=5", "--set", "student.w_median=2",
                           "--init", teacher_ckpt, "--set", "student.w_anchor=1", "--set", "student.w_away=4",
                           "--set", "student.w_shift=3", "--set", "student.adv_edge_gate=2",
-                          "--set", "student.adv_grid_notch=4"])
+                          "--set", "student.adv_grid_notch=4", "--set", "student.adv_band=0.125"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
     assert {"detail", "colour", "artefact", "texture", "median", "away", "shift", "edge_gate"} <= seen
@@ -620,6 +668,7 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert {"w_shift", "shift_size"} <= set(RECIPE_KEYS) and cfg["student"]["w_shift"] == 3
     assert {"adv_edge_gate", "adv_edge_lo", "adv_edge_hi"} <= set(RECIPE_KEYS) and cfg["student"]["adv_edge_gate"] == 2
     assert "adv_grid_notch" in RECIPE_KEYS and cfg["student"]["adv_grid_notch"] == 4
+    assert "adv_band" in RECIPE_KEYS and cfg["student"]["adv_band"] == 0.125 and ft["student"]["adv_band"] == 0.125
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)
@@ -641,6 +690,9 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad5", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.adv_grid_notch=1"])
     assert rc != 0 and "student.adv_grid_notch" in json.dumps(events)
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad6", "--steps", 2,
+                          "--teacher", teacher_ckpt, "--set", "student.adv_band=0.5"])
+    assert rc != 0 and "student.adv_band" in json.dumps(events)
 
 
 def test_shift_term_charges_a_pattern_on_the_output_grid_not_detail_that_moves_with_the_photo():
