@@ -5,6 +5,8 @@ each axis, the LR's Nyquist limit) and prints the pooled sharpness and edge shar
 left, with the same for a looser cut and for a bicubic enlargement of the clean (a) LR beside them.
 
     cd trainer && python3 ../scripts/band-limit-check.py PHOTOS/val [--crop 256] [--cuts 0.125,0.25]
+    cd trainer && python3 ../scripts/band-limit-check.py PHOTOS/val --split NAME=MODEL [NAME=MODEL ...]
+        [--degradation realesrgan] [--seed 1234]
 
 Same crops as `eval --crop 256` (27 val photos, centre 256 px, 8-bit sRGB, BT.601 luma; the
 metrics of eval.json). The cut is an ideal square low-pass on the crop mirrored to twice its size
@@ -12,6 +14,13 @@ metrics of eval.json). The cut is an ideal square low-pass on the crop mirrored 
 nothing the LR could not have held, scores at most about the first line under (a), and less under
 (b), whose blur and noise take away part of that band too; the rest of issue 5's 0.8 has to be
 drawn from what a photo of that kind usually holds.
+
+With --split, it says where each model's output falls short of the HR instead: bicubic, lanczos
+and each model (ONNX or checkpoint; repair on under realesrgan, as `eval` runs them) are split at
+the first cut into the band an x4 LR can carry and the rest, and each part's pooled sharpness is
+given against the same part of the HR (in-band: gradient of the low-passed output over that of
+the low-passed HR; above: of output minus its low-pass over HR minus its low-pass). A model that
+gives back everything the LR carried scores 1 in-band; what it draws finer than that shows above.
 """
 import argparse
 
@@ -34,9 +43,15 @@ def main() -> int:
     ap.add_argument("val")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--cuts", default="0.125,0.25", help="cycles per HR pixel; 0.125 = an x4 LR's Nyquist limit")
+    ap.add_argument("--split", nargs="+", metavar="NAME=MODEL", help="split these models' outputs at the first cut")
+    ap.add_argument("--degradation", choices=("bicubic", "realesrgan"), default="bicubic")
+    ap.add_argument("--seed", type=int, default=1234, help="the degradation's seed (realesrgan), as eval --seed")
     a = ap.parse_args()
     from duoscale_trainer import evaluate as E
     from duoscale_trainer import metrics as M
+
+    if a.split:
+        return split(a, E, M)
 
     ds = E.make_pairs(a.val, a.crop, "bicubic", 0, None)
     hrs = [(np.clip(h, 0, 1) * 255.0 + 0.5).astype(np.uint8) for h in ds.hr]   # as score() rounds them
@@ -53,6 +68,37 @@ def main() -> int:
         e = [M.edge_gradients_luma(o, y) for o, y in zip(outs, ys)]
         print(f"{name:28s} {M.pooled_sharpness(g, g_hr):10.3f} "
               f"{M.pooled_sharpness([x[0] for x in e], [x[1] for x in e]):15.3f}")
+    return 0
+
+
+def split(a, E, M) -> int:
+    cut = float(a.cuts.split(",")[0])
+    try:
+        methods = E.repair_students(a.split) if a.degradation == "realesrgan" else \
+            [E.build_method(n, p, "student") for n, _, p in (s.partition("=") for s in a.split)]
+    except E.EvalError as e:
+        print(f"band-limit-check: {e}", flush=True)
+        return 2
+    ds = E.make_pairs(a.val, a.crop, a.degradation, a.seed, None)
+    hrs = [(np.clip(h, 0, 1) * 255.0 + 0.5).astype(np.uint8) for h in ds.hr]
+    plain = [E.Method("bicubic", "bicubic", run=E._bicubic), E.Method("lanczos", "lanczos", run=E._lanczos)]
+    outs = E.run_methods(plain + methods, list(ds.lr), a.seed)
+    ys = [M.rgb_to_y(h) for h in hrs]
+    lows = [band_limit(y, cut) for y in ys]
+    g_all = [M.gradient_magnitude(y).mean() for y in ys]
+    g_low = [M.gradient_magnitude(lo).mean() for lo in lows]
+    g_high = [M.gradient_magnitude(y - lo).mean() for y, lo in zip(ys, lows)]
+    print(f"{len(hrs)} val crops ({a.crop} px, centre), {a.degradation}"
+          + (f" seed {a.seed}, repair on" if a.degradation == "realesrgan" else "")
+          + f", BT.601 luma of the 8-bit outputs; split at {cut:g} cycle/px (ideal square low-pass); pooled")
+    print(f"{'':14s} {'sharpness':>10s} {'in-band':>8s} {'above':>8s}")
+    for name, imgs in outs.items():
+        oy = [M.rgb_to_y(o) for o in imgs]
+        olow = [band_limit(y, cut) for y in oy]
+        s_all = M.pooled_sharpness([M.gradient_magnitude(y).mean() for y in oy], g_all)
+        s_low = M.pooled_sharpness([M.gradient_magnitude(lo).mean() for lo in olow], g_low)
+        s_high = M.pooled_sharpness([M.gradient_magnitude(y - lo).mean() for y, lo in zip(oy, olow)], g_high)
+        print(f"{name:14s} {s_all:10.3f} {s_low:8.3f} {s_high:8.3f}")
     return 0
 
 
