@@ -4,6 +4,7 @@ import sys
 
 import numpy as np
 
+from test_export import make_checkpoint
 from trainhelpers import SCRIPTS, load_script, make_photos
 
 
@@ -32,3 +33,25 @@ def test_the_script_prints_a_lower_figure_for_a_tighter_cut(tmp_path):
             for line in r.stdout.splitlines() if "cycle/px" in line}
     assert figs["HR cut at 0.125"][0] < figs["HR cut at 0.25"][0] < figs["HR cut at 0.5"][0]
     assert abs(figs["HR cut at 0.5"][0] - 1.0) < 1e-6 and abs(figs["HR cut at 0.5"][1] - 1.0) < 1e-6
+
+
+def test_split_gives_bicubic_the_in_band_share_of_an_interpolator_and_runs_a_repair_model(tmp_path):
+    """--split: under (a) bicubic keeps most of the in-band gradient and little above the band; a
+    repair checkpoint runs with its restore input on under (b); a bad spec exits 2 naming it."""
+    val = make_photos(tmp_path / "val", n=3)
+    ck = make_checkpoint(tmp_path / "s.pt", restore=True)
+    rows = {}
+    for deg in ("bicubic", "realesrgan"):
+        r = subprocess.run([sys.executable, str(SCRIPTS / "band-limit-check.py"), str(val), "--crop", "64",
+                            "--split", f"s={ck}", "--degradation", deg], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        assert ("repair on" in r.stdout) == (deg == "realesrgan")
+        rows[deg] = {ln.split()[0]: [float(v) for v in ln.split()[1:]] for ln in r.stdout.splitlines()
+                     if ln.split() and ln.split()[0] in ("bicubic", "lanczos", "s")}
+    sharp, low, high = rows["bicubic"]["bicubic"]
+    assert 0.4 < low <= 1.0 and high < low and 0 < sharp < 1
+    assert set(rows["realesrgan"]) == {"bicubic", "lanczos", "s"}
+    assert all(v == v and v >= 0 for row in rows["realesrgan"].values() for v in row)
+    r = subprocess.run([sys.executable, str(SCRIPTS / "band-limit-check.py"), str(val), "--crop", "64",
+                        "--split", "nopath"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "nopath" in r.stdout
