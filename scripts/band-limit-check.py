@@ -54,10 +54,9 @@ def main() -> int:
         return split(a, E, M)
 
     ds = E.make_pairs(a.val, a.crop, "bicubic", 0, None)
-    hrs = [(np.clip(h, 0, 1) * 255.0 + 0.5).astype(np.uint8) for h in ds.hr]   # as score() rounds them
+    hrs, ys = hr_luma(ds, M)
     bicubic = E.run_methods([E.Method("bicubic", "bicubic", run=E._bicubic)], list(ds.lr), 0)["bicubic"]
     rows = {"bicubic of the (a) LR": [M.rgb_to_y(o) for o in bicubic]}
-    ys = [M.rgb_to_y(h) for h in hrs]
     g_hr = [M.gradient_magnitude(y).mean() for y in ys]      # the denominator of every row
     for cut in (float(c) for c in a.cuts.split(",")):
         rows[f"HR cut at {cut:g} cycle/px"] = [band_limit(y, cut) for y in ys]
@@ -71,19 +70,27 @@ def main() -> int:
     return 0
 
 
+def hr_luma(ds, M):
+    """The pairs' HR crops as 8-bit RGB, rounded as eval's score() rounds them, and their luma."""
+    hrs = [(np.clip(h, 0, 1) * 255.0 + 0.5).astype(np.uint8) for h in ds.hr]
+    return hrs, [M.rgb_to_y(h) for h in hrs]
+
+
 def split(a, E, M) -> int:
     cut = float(a.cuts.split(",")[0])
     try:
-        methods = E.repair_students(a.split) if a.degradation == "realesrgan" else \
-            [E.build_method(n, p, "student") for n, _, p in (s.partition("=") for s in a.split)]
+        methods = E.repair_students(a.split)          # repair on, as eval runs them under (b) ...
     except E.EvalError as e:
         print(f"band-limit-check: {e}", flush=True)
         return 2
+    if a.degradation == "bicubic":                    # ... and off under (a)
+        for m in methods:
+            if m.restore is not None:
+                m.restore = 0.0
     ds = E.make_pairs(a.val, a.crop, a.degradation, a.seed, None)
-    hrs = [(np.clip(h, 0, 1) * 255.0 + 0.5).astype(np.uint8) for h in ds.hr]
+    hrs, ys = hr_luma(ds, M)
     plain = [E.Method("bicubic", "bicubic", run=E._bicubic), E.Method("lanczos", "lanczos", run=E._lanczos)]
     outs = E.run_methods(plain + methods, list(ds.lr), a.seed)
-    ys = [M.rgb_to_y(h) for h in hrs]
     lows = [band_limit(y, cut) for y in ys]
     g_all = [M.gradient_magnitude(y).mean() for y in ys]
     g_low = [M.gradient_magnitude(lo).mean() for lo in lows]

@@ -317,12 +317,33 @@ def test_edge_gate_opens_on_an_edge_and_stays_shut_on_fine_texture_of_more_contr
     assert out.grad[..., 8:-8, 48:56].abs().max().item() == 0.0
 
 
+def _fresh_pixel_d_and_photo():
+    """A fresh tiny pixel D_H (seed 0) and a 2-image batch of 8-px blocks with a little noise: what
+    the notch and band tests ask D's gradient about."""
+    from duoscale_trainer.nets.discriminator import build_discriminator
+
+    torch.manual_seed(0)
+    D = build_discriminator("hr", "tiny").eval()
+    photo = torch.rand(2, 3, 8, 8).repeat_interleave(8, -1).repeat_interleave(8, -2) * 2 - 1
+    return D, photo + 0.1 * torch.randn_like(photo)
+
+
+class _Behind(torch.nn.Module):
+    """D judging front(x) instead of x."""
+    def __init__(self, D, front):
+        super().__init__()
+        self.D, self.front = D, front
+
+    def forward(self, x):
+        return self.D(self.front(x))
+
+
 def test_grid_notch_takes_the_4px_period_out_of_the_gradient_and_leaves_edges_in_it():
     """student.adv_grid_notch: the value passes unchanged; the gradient of a full-crop checker and of
     a checker confined to a blob along an edge is (nearly) all removed, while a step edge's and a
     ramp's gradient pass almost whole; a fresh pixel D, which asks for a 4-px pattern at a photo,
     asks for none through the notch."""
-    from duoscale_trainer.nets.discriminator import build_discriminator, gradient_grid_peak
+    from duoscale_trainer.nets.discriminator import gradient_grid_peak
     from duoscale_trainer.train.student import grid_notch, notch_gradient
 
     gain = grid_notch(64, 64, 4.0)
@@ -345,16 +366,9 @@ def test_grid_notch_takes_the_4px_period_out_of_the_gradient_and_leaves_edges_in
     assert kept["checker"] < 1e-6 and kept["checker along an edge"] < 0.05
     assert kept["step edge"] > 0.97 and kept["ramp"] > 0.97
 
-    torch.manual_seed(0)
-    D = build_discriminator("hr", "tiny").eval()
-    photo = torch.rand(2, 3, 8, 8).repeat_interleave(8, -1).repeat_interleave(8, -2) * 2 - 1
-    photo = photo + 0.1 * torch.randn_like(photo)
-
-    class Notched(torch.nn.Module):
-        def forward(self, x):
-            return D(notch_gradient(x, 4.0))
-
-    plain, notched = gradient_grid_peak(D, photo), gradient_grid_peak(Notched(), photo)
+    D, photo = _fresh_pixel_d_and_photo()
+    notched_d = _Behind(D, lambda x: notch_gradient(x, 4.0))
+    plain, notched = gradient_grid_peak(D, photo), gradient_grid_peak(notched_d, photo)
     assert plain > 1.5 and notched < 0.5, (plain, notched)
 
 
@@ -363,7 +377,7 @@ def test_band_limit_keeps_what_an_x4_lr_can_carry_and_takes_every_shorter_period
     halves an 8-px one and takes 3-6 px periods out (the 4-px checker and the periods a notch at 4 px
     leaves); it is linear, keeps the mean, does not wrap one border into the other, and a pixel D
     behind it asks for no short period at all, where without it it asks for a 4-px one."""
-    from duoscale_trainer.nets.discriminator import build_discriminator, gradient_grid_peak
+    from duoscale_trainer.nets.discriminator import gradient_grid_peak
     from duoscale_trainer.train.student import band_limit
 
     h = w = 64
@@ -383,16 +397,9 @@ def test_band_limit_keeps_what_an_x4_lr_can_carry_and_takes_every_shorter_period
     assert torch.allclose(band_limit(2 * a - b, 0.1), 2 * band_limit(a, 0.1) - band_limit(b, 0.1), atol=1e-5)
     assert band_limit(a, 0.1).mean().item() == pytest.approx(a.mean().item(), abs=1e-5)
 
-    torch.manual_seed(0)
-    D = build_discriminator("hr", "tiny").eval()
-    photo = torch.rand(2, 3, 8, 8).repeat_interleave(8, -1).repeat_interleave(8, -2) * 2 - 1
-    photo = photo + 0.1 * torch.randn_like(photo)
-
-    class Banded(torch.nn.Module):
-        def forward(self, x):
-            return D(band_limit(x, 0.125))
-
-    plain, banded = gradient_grid_peak(D, photo), gradient_grid_peak(Banded(), photo)
+    D, photo = _fresh_pixel_d_and_photo()
+    banded_d = _Behind(D, lambda x: band_limit(x, 0.125))
+    plain, banded = gradient_grid_peak(D, photo), gradient_grid_peak(banded_d, photo)
     assert plain > 1.5 and banded < 1.3, (plain, banded)       # about 1: no pull toward a 4-px pattern
 
     def short_share(net):   # the share of D's gradient (DFT energy) at periods under 5.3 px; what is left
@@ -403,7 +410,7 @@ def test_band_limit_keeps_what_an_x4_lr_can_carry_and_takes_every_shorter_period
         f = torch.fft.fftfreq(grad.shape[-1]).abs()
         short = (f[:, None] > 0.19) | (f[None, :] > 0.19)
         return (spec * short).sum().item() / spec.sum().item()
-    assert short_share(D) > 0.3 and short_share(Banded()) < 0.03, (short_share(D), short_share(Banded()))
+    assert short_share(D) > 0.3 and short_share(banded_d) < 0.03, (short_share(D), short_share(banded_d))
 
 
 def test_median_term_keeps_an_uncertain_edge_an_edge_where_the_mse_blurs_it():
