@@ -114,6 +114,10 @@ class StudentConfig:
     w_detail: float = 0.0             # Real-ESRGAN rows only: L1 between the local luma-gradient energy
                                       # (8x8 cells) of the student's output and of the HR crop (MODELS.md)
     detail_deblock: bool = False      # w_detail without reward for (and with a charge on) a 4-px grid
+    detail_band: float = 0.0          # >0: w_detail compares the gradient energy of the luma low-passed at
+                                      # this many cycles per HR px (band_limit, as adv_band): it asks for the
+                                      # contrast an x4 LR can carry (0.125) and can be met by no short-period
+                                      # pattern (stop 37)
     w_texture: float = 0.0            # Real-ESRGAN rows only: sliced Wasserstein distance between the
                                       # luma patches of the output and of the HR crop, per window (MODELS.md)
     texture_window: int = 32          # its window, HR pixels per side (the 2x-pooled scale uses half)
@@ -445,7 +449,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # its start, and a fine-tune from the shipped repair-away stage (trained with w_away) that inherited
 # the charge without an anchor would be refused.
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "adv_band", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "detail_band", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "adv_band", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -597,6 +601,9 @@ def validate(cfg: Config) -> None:
     if not (s.adv_grid_notch == 0 or 2.0 <= s.adv_grid_notch <= 32.0):
         raise ValueError(f"config student.adv_grid_notch={s.adv_grid_notch}: the notch's spatial width must be 0 "
                          "(off) or 2-32 HR px (at 4 px the 15 notches take 15 % of the spectrum, at 2 px 60 %)")
+    if not (s.detail_band == 0 or 0.05 <= s.detail_band <= 0.4):
+        raise ValueError(f"config student.detail_band={s.detail_band}: the detail term's low-pass must be 0 (off) "
+                         "or a cut of 0.05-0.4 cycles per HR px (0.125 is an x4 LR's Nyquist limit)")
     if not (s.adv_band == 0 or 0.05 <= s.adv_band <= 0.4):
         raise ValueError(f"config student.adv_band={s.adv_band}: the HR discriminator's low-pass must be 0 (off) "
                          "or a cut of 0.05-0.4 cycles per HR px (0.125 is an x4 LR's Nyquist limit)")

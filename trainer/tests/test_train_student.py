@@ -619,6 +619,41 @@ def test_deblocked_detail_term_gives_a_4px_grid_nothing_and_charges_for_it():
     assert (d - d.mean()).abs().max() < 1e-5 and amp.sum() > amp0.sum() + 0.05
 
 
+def test_band_limited_detail_term_asks_for_in_band_contrast_and_no_short_period():
+    """student.detail_band: a 4-px grid (or 6-px stripes) added to a soft crop lowers the plain
+    detail term but leaves the banded one where it was; putting back the contrast of a period the LR
+    carries (16 px) lowers the banded term, and its gradient asks for that contrast."""
+    from duoscale_trainer.train.student import band_limit, detail_loss
+
+    h = w = 64
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    wave = torch.sin(2 * torch.pi * xx / 16) * torch.cos(2 * torch.pi * yy / 21)     # periods the band keeps
+    hr = (0.6 * wave).expand(2, 3, h, w).clone()
+    soft = 0.3 * hr                                      # the in-band contrast, cut by 70 %
+    grid = soft + 0.3 * ((xx % 4 == 0) | (yy % 4 == 0)).float()
+    stripes = soft + 0.2 * torch.sin(2 * torch.pi * (xx + yy) / 6)
+    m = torch.ones(2)
+    plain = {k: detail_loss(v, hr, m).item() for k, v in (("soft", soft), ("grid", grid), ("stripes", stripes))}
+    banded = {k: detail_loss(v, hr, m, band=0.125).item() for k, v in (("soft", soft), ("grid", grid),
+                                                                        ("stripes", stripes))}
+    assert plain["grid"] < plain["soft"] - 0.002 and plain["stripes"] < plain["soft"] - 0.002
+    assert abs(banded["grid"] - banded["soft"]) < 0.05 * banded["soft"]
+    assert abs(banded["stripes"] - banded["soft"]) < 0.02 * banded["soft"]
+    assert detail_loss(0.8 * hr, hr, m, band=0.125) < 0.5 * banded["soft"]
+    assert detail_loss(hr, hr, m, band=0.125).item() < 1e-6
+    # a step down its gradient puts in-band contrast back into the soft crop, not short-period energy
+    x = soft.clone().requires_grad_()
+    detail_loss(x, hr, m, band=0.125).backward()
+    step = -0.5 * x.grad / x.grad.abs().max()
+    assert step.flatten().dot(hr.flatten()) > 0                           # more of the HR's wave
+    above = step - band_limit(step, 0.125)
+    assert above.square().mean() < 0.01 * step.square().mean()            # 99 % of it in the band
+    from duoscale_trainer.config import resolve
+    with pytest.raises(ValueError, match="student.detail_band"):
+        resolve("student", "test", {"student.detail_band": 0.6})
+
+
 def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_ckpt, tmp_path):
     """The cache stores which pairs are Real-ESRGAN; the two terms (and the artefact term, on all
     rows) run, are part of the recipe, and
@@ -639,7 +674,8 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--set", "student.w_texture=5", "--set", "student.w_median=2",
                           "--init", teacher_ckpt, "--set", "student.w_anchor=1", "--set", "student.w_away=4",
                           "--set", "student.w_shift=3", "--set", "student.adv_edge_gate=2",
-                          "--set", "student.adv_grid_notch=4", "--set", "student.adv_band=0.125"])
+                          "--set", "student.adv_grid_notch=4", "--set", "student.adv_band=0.125",
+                          "--set", "student.detail_band=0.125"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
     assert {"detail", "colour", "artefact", "texture", "median", "away", "shift", "edge_gate"} <= seen
@@ -676,6 +712,7 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert {"adv_edge_gate", "adv_edge_lo", "adv_edge_hi"} <= set(RECIPE_KEYS) and cfg["student"]["adv_edge_gate"] == 2
     assert "adv_grid_notch" in RECIPE_KEYS and cfg["student"]["adv_grid_notch"] == 4
     assert "adv_band" in RECIPE_KEYS and cfg["student"]["adv_band"] == 0.125 and ft["student"]["adv_band"] == 0.125
+    assert "detail_band" in RECIPE_KEYS and cfg["student"]["detail_band"] == 0.125 and ft["student"]["detail_band"] == 0.125
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)

@@ -153,7 +153,7 @@ def _masked_mean(per_row: Tensor, mask: Tensor) -> Tensor:
     return (per_row * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def detail_loss(out: Tensor, hr: Tensor, mask: Tensor, deblock: bool = False) -> Tensor:
+def detail_loss(out: Tensor, hr: Tensor, mask: Tensor, deblock: bool = False, band: float = 0.0) -> Tensor:
     """L1 between the local gradient energy of ``out`` and of ``hr``, averaged over the masked rows.
 
     It asks for as much detail as the ground truth has in each cell, not for the same pixels, so on
@@ -162,8 +162,14 @@ def detail_loss(out: Tensor, hr: Tensor, mask: Tensor, deblock: bool = False) ->
 
     deblock: the energy is measured without the period-4 component, and any period-4 amplitude
     the output has beyond the HR crop's is charged on top. Without it the model met the term with a
-    4-px grid (the codec's block; MODELS.md, restore runs)."""
+    4-px grid (the codec's block; MODELS.md, restore runs).
+
+    band: >0 measures the energy on both lumas low-passed at that many cycles per px (``band_limit``),
+    so the term asks only for the contrast an LR of that Nyquist limit can carry (0.125 for x4) and
+    no pattern of a shorter period can meet it (``student.detail_band``, stop 37)."""
     y_out, y_hr = luma01(out), luma01(hr)
+    if band > 0:
+        y_out, y_hr = band_limit(y_out, band), band_limit(y_hr, band)
     grid = None
     if deblock:        # one transform per image gives both the cleaned luma and the grid amplitude
         y_out, y_hr, grid = deblock_pair(y_out, y_hr)
@@ -751,7 +757,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     loss_s = loss_s + s.w_artefact * l
                     out["artefact"] = l.detach()
                 if s.w_detail > 0:                                                 # Real-ESRGAN rows
-                    l = detail_loss(hr_hat, hr, real.float(), deblock=s.detail_deblock)
+                    l = detail_loss(hr_hat, hr, real.float(), deblock=s.detail_deblock, band=s.detail_band)
                     loss_s = loss_s + s.w_detail * l
                     out["detail"] = l.detach()
                 if s.w_texture > 0:                                                # Real-ESRGAN rows
