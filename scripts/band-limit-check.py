@@ -5,6 +5,7 @@ each axis, the LR's Nyquist limit) and prints the pooled sharpness and edge shar
 left, with the same for a looser cut and for a bicubic enlargement of the clean (a) LR beside them.
 
     cd trainer && python3 ../scripts/band-limit-check.py PHOTOS/val [--crop 256] [--cuts 0.125,0.25]
+        [--above 0.25,0.5,0.75]
     cd trainer && python3 ../scripts/band-limit-check.py PHOTOS/val --split NAME=MODEL [NAME=MODEL ...]
         [--degradation realesrgan] [--seed 1234]
 
@@ -13,7 +14,9 @@ metrics of eval.json). The cut is an ideal square low-pass on the crop mirrored 
 (so the crop's borders do not wrap), applied to luma only. A faithful model, one that draws
 nothing the LR could not have held, scores at most about the first line under (a), and less under
 (b), whose blur and noise take away part of that band too; the rest of issue 5's 0.8 has to be
-drawn from what a photo of that kind usually holds.
+drawn from what a photo of that kind usually holds. The --above rows say how much: each is the HR's
+band below the first cut, whole, plus that share of the HR's own detail above it, in place (an
+oracle no model can beat at that share of drawn detail).
 
 With --split, it says where each model's output falls short of the HR instead: bicubic, lanczos
 and each model (ONNX or checkpoint; repair on under realesrgan, as `eval` runs them) are split at
@@ -43,6 +46,8 @@ def main() -> int:
     ap.add_argument("val")
     ap.add_argument("--crop", type=int, default=256)
     ap.add_argument("--cuts", default="0.125,0.25", help="cycles per HR pixel; 0.125 = an x4 LR's Nyquist limit")
+    ap.add_argument("--above", default="0.25,0.5,0.75",
+                    help="shares of the HR's detail above the first cut added back to its band, one row each")
     ap.add_argument("--split", nargs="+", metavar="NAME=MODEL", help="split these models' outputs at the first cut")
     ap.add_argument("--degradation", choices=("bicubic", "realesrgan"), default="bicubic")
     ap.add_argument("--seed", type=int, default=1234, help="the degradation's seed (realesrgan), as eval --seed")
@@ -60,6 +65,9 @@ def main() -> int:
     g_hr = [M.gradient_magnitude(y).mean() for y in ys]      # the denominator of every row
     for cut in (float(c) for c in a.cuts.split(",")):
         rows[f"HR cut at {cut:g} cycle/px"] = [band_limit(y, cut) for y in ys]
+    first = float(a.cuts.split(",")[0])
+    for k in (float(v) for v in a.above.split(",") if v.strip()):
+        rows[f"that + {k:g} of the rest"] = [lo + k * (y - lo) for y, lo in ((y, band_limit(y, first)) for y in ys)]
     print(f"{len(hrs)} val crops ({a.crop} px, centre), BT.601 luma; pooled over the crops, as eval.json")
     print(f"{'':28s} {'sharpness':>10s} {'edge sharpness':>15s}")
     for name, outs in rows.items():

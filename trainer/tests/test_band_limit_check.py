@@ -33,6 +33,10 @@ def test_the_script_prints_a_lower_figure_for_a_tighter_cut(tmp_path):
             for line in r.stdout.splitlines() if "cycle/px" in line}
     assert figs["HR cut at 0.125"][0] < figs["HR cut at 0.25"][0] < figs["HR cut at 0.5"][0]
     assert abs(figs["HR cut at 0.5"][0] - 1.0) < 1e-6 and abs(figs["HR cut at 0.5"][1] - 1.0) < 1e-6
+    # the first cut's band whole plus a share of the HR's finer detail: more of it, more sharpness, up to 1
+    adds = [figs[f"HR cut at 0.125"][0]] + [float(ln.split()[-2]) for ln in r.stdout.splitlines()
+                                           if "of the rest" in ln] + [1.0]
+    assert len(adds) == 5 and all(x < y for x, y in zip(adds, adds[1:]))
 
 
 def test_split_gives_bicubic_the_in_band_share_of_an_interpolator_and_runs_a_repair_model(tmp_path):
