@@ -87,6 +87,9 @@
 # a control without it. Smoke-tested as stop 30's, with VARIANTS=r-tfd03men and MINUTES=1, from
 # that recipe's checkpoint (544 steps, 400 of them D-only; rc 0; the variant's config and slim
 # checkpoint carry out_notch 4).
+# Stop 37 (CPU only): r-dband20 and r-nodband40 add the in-band detail term (student.detail_band)
+# to the shipped recipe, and in place of its D; smoke-tested as stop 30's, VARIANTS=r-nodband40 (281
+# steps, rc 0, `detail` logged; the slim checkpoint carries detail_band 0.125, w_hr_adv 0).
 set -uo pipefail
 DATA=${1:?DATA_DIR}
 OUT=${2:?OUT_DIR}
@@ -159,6 +162,13 @@ flags() {  # what each variant changes
     # most of the checker off the edges (docs/MODELS.md "A notch on the discriminator's gradient")
     r-tfd03men) echo "$(flags r-tfd03me)" --set student.adv_grid_notch=4 ;;
     r-tfd06men) echo "$(flags r-tfd03men)" --set student.w_hr_adv=0.6 ;;
+    # the in-band detail term (stop 37): each 8x8 cell asked for the HR's contrast below an x4 LR's
+    # Nyquist limit, which no short-period pattern can meet; on the CPU's 64 px crops it restored the
+    # band (0.71 without a D) but spread it to the wrong places (docs/MODELS.md, "Where the in-band
+    # contrast goes, and an in-band detail term"). Beside the shipped recipe, and in place of its D
+    r-dband20) echo "$(flags r-tfd03men)" --set student.w_detail=20 --set student.detail_band=0.125 ;;
+    r-nodband40) echo "$(flags r-tfd03men)" --set student.w_hr_adv=0 --set student.w_detail=40 \
+                      --set student.detail_band=0.125 ;;
     # no HR discriminator: the texture term (patch distributions per window, matched to the HR
     # crop's), without the 4-px period and with a charge on it; r-adv10ct's colour and permutation
     # settings (docs/MODELS.md, "A texture term")
