@@ -601,12 +601,11 @@ def validate(cfg: Config) -> None:
     if not (s.adv_grid_notch == 0 or 2.0 <= s.adv_grid_notch <= 32.0):
         raise ValueError(f"config student.adv_grid_notch={s.adv_grid_notch}: the notch's spatial width must be 0 "
                          "(off) or 2-32 HR px (at 4 px the 15 notches take 15 % of the spectrum, at 2 px 60 %)")
-    if not (s.detail_band == 0 or 0.05 <= s.detail_band <= 0.4):
-        raise ValueError(f"config student.detail_band={s.detail_band}: the detail term's low-pass must be 0 (off) "
-                         "or a cut of 0.05-0.4 cycles per HR px (0.125 is an x4 LR's Nyquist limit)")
-    if not (s.adv_band == 0 or 0.05 <= s.adv_band <= 0.4):
-        raise ValueError(f"config student.adv_band={s.adv_band}: the HR discriminator's low-pass must be 0 (off) "
-                         "or a cut of 0.05-0.4 cycles per HR px (0.125 is an x4 LR's Nyquist limit)")
+    for key, what in (("adv_band", "the HR discriminator's"), ("detail_band", "the detail term's")):
+        cut = getattr(s, key)
+        if not (cut == 0 or 0.05 <= cut <= 0.4):
+            raise ValueError(f"config student.{key}={cut}: {what} low-pass must be 0 (off) "
+                             "or a cut of 0.05-0.4 cycles per HR px (0.125 is an x4 LR's Nyquist limit)")
     if s.adv_edge_gate < 0 or (s.adv_edge_gate > 0 and not 0 <= s.adv_edge_lo < s.adv_edge_hi):
         raise ValueError(f"config student.adv_edge_gate={s.adv_edge_gate}, adv_edge_lo={s.adv_edge_lo}, "
                          f"adv_edge_hi={s.adv_edge_hi}: the gate's sigma must be 0 (off) or positive, and "
