@@ -55,19 +55,20 @@ def main() -> int:
     from duoscale_trainer import evaluate as E
     from duoscale_trainer import metrics as M
 
+    cuts = [float(c) for c in a.cuts.split(",")]
     if a.split:
-        return split(a, E, M)
+        return split(a, E, M, cuts[0])
 
     ds = E.make_pairs(a.val, a.crop, "bicubic", 0, None)
     hrs, ys = hr_luma(ds, M)
     bicubic = E.run_methods([E.Method("bicubic", "bicubic", run=E._bicubic)], list(ds.lr), 0)["bicubic"]
     rows = {"bicubic of the (a) LR": [M.rgb_to_y(o) for o in bicubic]}
     g_hr = [M.gradient_magnitude(y).mean() for y in ys]      # the denominator of every row
-    for cut in (float(c) for c in a.cuts.split(",")):
+    for cut in cuts:
         rows[f"HR cut at {cut:g} cycle/px"] = [band_limit(y, cut) for y in ys]
-    first = float(a.cuts.split(",")[0])
+    lows = rows[f"HR cut at {cuts[0]:g} cycle/px"]
     for k in (float(v) for v in a.above.split(",") if v.strip()):
-        rows[f"that + {k:g} of the rest"] = [lo + k * (y - lo) for y, lo in ((y, band_limit(y, first)) for y in ys)]
+        rows[f"that + {k:g} of the rest"] = [lo + k * (y - lo) for y, lo in zip(ys, lows)]
     print(f"{len(hrs)} val crops ({a.crop} px, centre), BT.601 luma; pooled over the crops, as eval.json")
     print(f"{'':28s} {'sharpness':>10s} {'edge sharpness':>15s}")
     for name, outs in rows.items():
@@ -84,8 +85,7 @@ def hr_luma(ds, M):
     return hrs, [M.rgb_to_y(h) for h in hrs]
 
 
-def split(a, E, M) -> int:
-    cut = float(a.cuts.split(",")[0])
+def split(a, E, M, cut: float) -> int:
     try:
         methods = E.repair_students(a.split)          # repair on, as eval runs them under (b) ...
     except E.EvalError as e:

@@ -634,9 +634,9 @@ def test_band_limited_detail_term_asks_for_in_band_contrast_and_no_short_period(
     grid = soft + 0.3 * ((xx % 4 == 0) | (yy % 4 == 0)).float()
     stripes = soft + 0.2 * torch.sin(2 * torch.pi * (xx + yy) / 6)
     m = torch.ones(2)
-    plain = {k: detail_loss(v, hr, m).item() for k, v in (("soft", soft), ("grid", grid), ("stripes", stripes))}
-    banded = {k: detail_loss(v, hr, m, band=0.125).item() for k, v in (("soft", soft), ("grid", grid),
-                                                                        ("stripes", stripes))}
+    cases = {"soft": soft, "grid": grid, "stripes": stripes}
+    plain = {k: detail_loss(v, hr, m).item() for k, v in cases.items()}
+    banded = {k: detail_loss(v, hr, m, band=0.125).item() for k, v in cases.items()}
     assert plain["grid"] < plain["soft"] - 0.002 and plain["stripes"] < plain["soft"] - 0.002
     assert abs(banded["grid"] - banded["soft"]) < 0.05 * banded["soft"]
     assert abs(banded["stripes"] - banded["soft"]) < 0.02 * banded["soft"]
