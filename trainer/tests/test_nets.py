@@ -2,6 +2,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -574,6 +575,46 @@ def frozen_tiny_teacher():
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher, ResShift(Schedule()), S2DCodec(2.0)
+
+
+def test_perceptual_term_on_the_teacher_features_reads_only_damaged_rows_and_passes_to_the_image():
+    """student.w_feat: the distance is 0 for the HR crop itself and grows with what is changed; it
+    does not see a row outside the mask (a bicubic-only row costs no teacher pass); it is blind to a
+    per-position rescaling of the features (LPIPS's unit normalisation); its gradient reaches the
+    output, never the frozen teacher; and a blurred crop costs more than the HR with a little noise
+    of the same mean squared error, which a pixel MSE cannot tell apart."""
+    from duoscale_trainer.train.student import feature_distance, feature_loss
+
+    teacher, diffusion, codec = frozen_tiny_teacher()
+    torch.manual_seed(1)
+    hr = torch.rand(4, 3, 32, 32) * 2 - 1
+    lr = F.avg_pool2d(hr, 4)
+    zy = codec.encode_lr(lr)
+    mask = torch.tensor([1.0, 1.0, 0.0, 1.0])
+
+    def loss(out, m=mask, seed=0):
+        return feature_loss(out, hr, lr, zy, m, teacher, diffusion, codec, torch.Generator().manual_seed(seed), t_max=2)
+
+    assert loss(hr).item() < 1e-6
+    other = hr.clone()
+    other[2] = torch.rand(3, 32, 32) * 2 - 1                          # the unmasked row, changed
+    assert loss(other).item() < 1e-6
+    assert loss(hr, torch.zeros(4)).item() == 0.0
+    feats = [torch.randn(2, 8, 4, 4), torch.randn(2, 16, 2, 2)]
+    scaled = [f * (torch.rand(2, 1, f.shape[2], f.shape[3]) + 0.5) for f in feats]
+    assert feature_distance(scaled, feats).abs().max() < 1e-5
+    assert (feature_distance([-f for f in feats], feats) > 3.9).all()   # opposite vectors: 4 per level
+
+    blur = F.avg_pool2d(F.pad(hr, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    mse_blur = (blur - hr).square().mean()
+    noisy = hr + torch.randn(hr.shape, generator=torch.Generator().manual_seed(5)) * mse_blur.sqrt()
+    assert abs((noisy - hr).square().mean() - mse_blur) < 0.05 * mse_blur
+    assert loss(blur).item() > loss(noisy).item() > 1e-4
+
+    x = blur.clone().requires_grad_(True)
+    loss(x).backward()
+    assert x.grad[2].abs().max() == 0 and x.grad[[0, 1, 3]].abs().sum() > 0
+    assert all(p.grad is None for p in teacher.parameters())
 
 
 def test_teacher_feature_discriminator_holds_only_heads_and_judges_an_image_against_its_lr():

@@ -185,6 +185,52 @@ TEXTURE_SCALES = 2    # full resolution and 2x-pooled luma
 TEXTURE_PROJECTIONS = 32
 
 
+def feature_distance(f_out: list[Tensor], f_hr: list[Tensor]) -> Tensor:
+    """Per row: over the feature levels, the mean squared distance between the unit-normalised channel
+    vectors of f_out and f_hr at each position, averaged over positions (LPIPS's form with every
+    channel weighted alike). 0 for identical features, at most 4 per level."""
+    per = None
+    for a, b in zip(f_out, f_hr):
+        a, b = a.float(), b.float()
+        a = a / (a.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
+        b = b / (b.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
+        d = (a - b).square().sum(dim=1).flatten(1).mean(dim=1)
+        per = d if per is None else per + d
+    return per / len(f_out)
+
+
+def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, teacher: nn.Module, diffusion,
+                 codec: nn.Module, g: torch.Generator | None, t_max: int = 0) -> Tensor:
+    """student.w_feat: ``feature_distance`` between the frozen teacher's contracting-half features of
+    ``out`` and of ``hr``, averaged over the masked rows. Both images of a row go through the same
+    forward step (0..t_max), the same forward noise and the same random 4-px block phase, with the
+    row's LR as the teacher's condition, so only the images differ. A pixel loss averages a damaged
+    input's possible textures into blur; this distance is not linear in the pixels, so a blurred
+    average of two textures is not its optimum the way it is the MSE's (the journal version of the
+    method adds LPIPS for this reason; we have no downloaded network, the teacher is ours). The
+    phase is drawn because the teacher reads 4x4 pixel blocks, and a fixed phase would reward a 4-px
+    pattern (as it does for the teacher-feature D). Rows outside the mask cost no teacher pass."""
+    from ..nets.discriminator import shift_rows
+    rows = mask.nonzero().flatten()
+    if rows.numel() == 0:
+        return out.new_zeros((), dtype=torch.float32)
+    out, hr, lr, zy = out[rows], hr[rows], lr[rows], zy[rows]
+    n = rows.numel()
+    if t_max >= diffusion.T:
+        raise ValueError(f"student.feat_t_max {t_max} is past the schedule's last step {diffusion.T - 1}")
+    t = torch.randint(0, t_max + 1, (n,), generator=g, device=zy.device)
+    noise = torch.randn(zy.shape, generator=g, device=zy.device, dtype=zy.dtype)
+    shift = torch.randint(-2, 2, (n, 2), generator=g, device=zy.device)
+
+    def feats(img: Tensor) -> list[Tensor]:
+        x_t = diffusion.q_sample(codec.encode(shift_rows(img, shift)), zy, t, noise)
+        return teacher.features(diffusion.scale_input(x_t, t), t, lr)
+
+    with torch.no_grad():
+        f_hr = feats(hr)
+    return feature_distance(feats(out), f_hr).mean()
+
+
 def _project_centred_patches(y: Tensor, dirs: Tensor) -> Tensor:
     """B x P x H x W: each pixel's k x k luma neighbourhood (reflect-padded), less its own mean,
     projected on each of the P unit directions (P x k*k). A patch's mean drops out of a projection
@@ -647,7 +693,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         zero_chain = uses_zero_chain(cfg)
         # the terms that read the decoded output (the HR D too, on the steps it is on)
-        pixel_terms = any(w > 0 for w in (s.w_detail, s.w_colour, s.w_artefact, s.w_texture, s.w_median,
+        pixel_terms = any(w > 0 for w in (s.w_detail, s.w_feat, s.w_colour, s.w_artefact, s.w_texture, s.w_median,
                                                    s.w_away))
 
         def step_fn(step: int) -> dict:
@@ -760,6 +806,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l = detail_loss(hr_hat, hr, real.float(), deblock=s.detail_deblock, band=s.detail_band)
                     loss_s = loss_s + s.w_detail * l
                     out["detail"] = l.detach()
+                if s.w_feat > 0 and not warm:                                      # Real-ESRGAN rows
+                    l = feature_loss(hr_hat, hr, lr, zy, real.float(), teacher, diffusion, codec, g, s.feat_t_max)
+                    loss_s = loss_s + s.w_feat * l
+                    out["feat"] = l.detach()
                 if s.w_texture > 0:                                                # Real-ESRGAN rows
                     l = texture_loss(hr_hat, hr, real.float(), g, window=s.texture_window, deblock=s.texture_deblock,
                                      chroma=s.texture_chroma)
