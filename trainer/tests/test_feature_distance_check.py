@@ -1,0 +1,28 @@
+"""scripts/feature-distance-check.py: what the perceptual term (student.w_feat) asks of an output under (b)."""
+import subprocess
+import sys
+
+from test_export import make_checkpoint
+from trainhelpers import SCRIPTS, make_photos
+
+
+def test_every_row_is_scored_with_the_same_draws_and_a_bad_teacher_path_is_named(tmp_path):
+    """A repair checkpoint runs under (b); its output through an unsharp mask of amount 0 is the
+    output itself and scores exactly its distance (every row gets the same seeded draws); the
+    distances are finite and the HR's own band scores below bicubic's; a missing teacher exits 2
+    naming the file."""
+    val = make_photos(tmp_path / "val", n=3)
+    ck = make_checkpoint(tmp_path / "s.pt", restore=True)
+    cmd = [sys.executable, str(SCRIPTS / "feature-distance-check.py"), str(val), f"s={ck}", "--crop", "64",
+           "--draws", "2", "--amounts", "0,2", "--threads", "1"]
+    r = subprocess.run(cmd + ["--teacher", str(ck)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = {ln.split("|")[1].strip(): [float(v) for v in ln.split("|")[2:5]] for ln in r.stdout.splitlines()
+            if ln.startswith("| ") and not ln.startswith(("| output", "| ---"))}
+    assert set(rows) == {"bicubic", "lanczos", "s", "s + USM 0", "s + USM 2", "HR, in-band only"}
+    assert rows["s + USM 0"] == rows["s"]
+    assert rows["s + USM 2"][2] > rows["s"][2]                      # the mask did sharpen
+    assert all(0 <= row[0] < 4 for row in rows.values())
+    assert rows["HR, in-band only"][0] < rows["bicubic"][0]
+    r = subprocess.run(cmd + ["--teacher", str(tmp_path / "none.pt")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "none.pt" in r.stdout
