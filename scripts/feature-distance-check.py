@@ -15,7 +15,8 @@ repair mode as eval runs them under (b); every output rounded to 8 bit first. Th
 mean over crops and over --draws draws of the forward step, noise and 4-px block phase (seeded, the
 same draws for every row of the table). The unsharp mask is the one of sharpen-check.py: luma only,
 Gaussian sigma 1 HR px, out = y + a (y - blur(y)); the oracle keeps the HR's luma below 1/8 cycle
-per HR px and the HR's colour differences. PSNR-Y and pooled sharpness are printed beside it.
+per HR px and the HR's colour differences. PSNR-Y and pooled sharpness are printed beside it, then the distance
+at each of the teacher's levels (its mean is the first column): which of them see what.
 """
 import argparse
 import sys
@@ -80,23 +81,29 @@ def main() -> int:
     g_hr = [M.gradient_magnitude(y).mean() for y in ys]
     print(f"{len(hrs)} val crops ({a.crop} px, centre), realesrgan seed {a.seed}, repair on; teacher features "
           f"at t 0..{a.t_max}, {a.draws} seeded draws; 8-bit outputs, BT.601 luma for PSNR-Y and sharpness")
-    print(f"| output | feature distance | PSNR-Y | sharpness (pooled) |\n| --- | --- | --- | --- |")
+    levels = len(teacher.feature_channels())
+    names = [f"level {i}" for i in range(levels - 1)] + ["middle"]
+    print("| output | feature distance | PSNR-Y | sharpness (pooled) | " + " | ".join(names) + " |")
+    print("| --- " * (4 + levels) + "|")
     with torch.no_grad():
         zy_all = codec.encode_lr(lr_t)
         for name, imgs in outs.items():
             x = tensor(imgs)
-            d = []
+            d = torch.zeros(levels, dtype=torch.float64)
             for i in range(0, len(imgs), 4):
                 sl = slice(i, i + 4)
                 m = torch.ones(x[sl].shape[0])
-                d += [float(feature_loss(x[sl], hr_t[sl], lr_t[sl], zy_all[sl], m, teacher, diffusion, codec,
-                                         torch.Generator().manual_seed(1000 * k + i), a.t_max)) * x[sl].shape[0]
-                      for k in range(a.draws)]
-            dist = sum(d) / (a.draws * len(imgs))
+                for k in range(a.draws):
+                    d += feature_loss(x[sl], hr_t[sl], lr_t[sl], zy_all[sl], m, teacher, diffusion, codec,
+                                      torch.Generator().manual_seed(1000 * k + i), a.t_max,
+                                      per_level=True).double() * x[sl].shape[0]
+            d /= a.draws * len(imgs)
+            dist = float(d.mean())
             oy = [M.rgb_to_y(o) for o in imgs]
             psnr = float(np.mean([M.psnr_y(o, h) for o, h in zip(imgs, hrs)]))
             sharp = M.pooled_sharpness([M.gradient_magnitude(y).mean() for y in oy], g_hr)
-            print(f"| {name} | {dist:.4f} | {psnr:.2f} | {sharp:.3f} |", flush=True)
+            print(f"| {name} | {dist:.4f} | {psnr:.2f} | {sharp:.3f} | " + " | ".join(f"{v:.4f}" for v in d.tolist())
+                  + " |", flush=True)
     return 0
 
 

@@ -17,12 +17,13 @@ def test_every_row_is_scored_with_the_same_draws_and_a_bad_teacher_path_is_named
            "--draws", "2", "--amounts", "0,2", "--threads", "1"]
     r = subprocess.run(cmd + ["--teacher", str(ck)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    rows = {ln.split("|")[1].strip(): [float(v) for v in ln.split("|")[2:5]] for ln in r.stdout.splitlines()
+    rows = {ln.split("|")[1].strip(): [float(v) for v in ln.split("|")[2:-1]] for ln in r.stdout.splitlines()
             if ln.startswith("| ") and not ln.startswith(("| output", "| ---"))}
     assert set(rows) == {"bicubic", "lanczos", "s", "s + USM 0", "s + USM 2", "HR, in-band only"}
     assert rows["s + USM 0"] == rows["s"]
     assert rows["s + USM 2"][2] > rows["s"][2]                      # the mask did sharpen
     assert all(0 <= row[0] < 4 for row in rows.values())
+    assert all(len(row) > 4 and abs(sum(row[3:]) / len(row[3:]) - row[0]) < 1e-3 for row in rows.values())
     assert rows["HR, in-band only"][0] < rows["bicubic"][0]
     r = subprocess.run(cmd + ["--teacher", str(tmp_path / "none.pt")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "none.pt" in r.stdout

@@ -185,22 +185,23 @@ TEXTURE_SCALES = 2    # full resolution and 2x-pooled luma
 TEXTURE_PROJECTIONS = 32
 
 
-def feature_distance(f_out: list[Tensor], f_hr: list[Tensor]) -> Tensor:
+def feature_distance(f_out: list[Tensor], f_hr: list[Tensor], per_level: bool = False) -> Tensor:
     """Per row: over the feature levels, the mean squared distance between the unit-normalised channel
     vectors of f_out and f_hr at each position, averaged over positions (LPIPS's form with every
-    channel weighted alike). 0 for identical features, at most 4 per level."""
-    per = None
+    channel weighted alike). 0 for identical features, at most 4 per level. per_level: B x levels,
+    not their mean."""
+    per = []
     for a, b in zip(f_out, f_hr):
         a, b = a.float(), b.float()
         a = a / (a.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
         b = b / (b.square().sum(dim=1, keepdim=True) + 1e-10).sqrt()
-        d = (a - b).square().sum(dim=1).flatten(1).mean(dim=1)
-        per = d if per is None else per + d
-    return per / len(f_out)
+        per.append((a - b).square().sum(dim=1).flatten(1).mean(dim=1))
+    per = torch.stack(per, dim=1)
+    return per if per_level else per.mean(dim=1)
 
 
 def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, teacher: nn.Module, diffusion,
-                 codec: nn.Module, g: torch.Generator | None, t_max: int = 0) -> Tensor:
+                 codec: nn.Module, g: torch.Generator | None, t_max: int = 0, per_level: bool = False) -> Tensor:
     """student.w_feat: ``feature_distance`` between the frozen teacher's contracting-half features of
     ``out`` and of ``hr``, averaged over the masked rows. Both images of a row go through the same
     forward step (0..t_max), the same forward noise and the same random 4-px block phase, with the
@@ -209,11 +210,12 @@ def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, 
     average of two textures is not its optimum the way it is the MSE's (the journal version of the
     method adds LPIPS for this reason; we have no downloaded network, the teacher is ours). The
     phase is drawn because the teacher reads 4x4 pixel blocks, and a fixed phase would reward a 4-px
-    pattern (as it does for the teacher-feature D). Rows outside the mask cost no teacher pass."""
+    pattern (as it does for the teacher-feature D). Rows outside the mask cost no teacher pass.
+    per_level: the mean over rows of each level's distance (scripts/feature-distance-check.py)."""
     from ..nets.discriminator import shift_rows
     rows = mask.nonzero().flatten()
     if rows.numel() == 0:
-        return out.new_zeros((), dtype=torch.float32)
+        return out.new_zeros((len(teacher.feature_channels()),) if per_level else (), dtype=torch.float32)
     out, hr, lr, zy = out[rows], hr[rows], lr[rows], zy[rows]
     n = rows.numel()
     if t_max >= diffusion.T:
@@ -228,7 +230,7 @@ def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, 
 
     with torch.no_grad():
         f_hr = feats(hr)
-    return feature_distance(feats(out), f_hr).mean()
+    return feature_distance(feats(out), f_hr, per_level).mean(dim=0)
 
 
 def _project_centred_patches(y: Tensor, dirs: Tensor) -> Tensor:
