@@ -123,6 +123,11 @@ class StudentConfig:
                                       # network): output and HR crop at the same forward step, noise and
                                       # random 4-px block phase, with their LR as condition (stop 38)
     feat_t_max: int = 0               # w_feat's forward step is drawn from 0..feat_t_max
+    w_fm: float = 0.0                 # Real-ESRGAN rows only: feature matching on the HR discriminator's
+                                      # stages (model.disc_hr=pixel): feature_distance between D_H's stage
+                                      # activations for the output and for its own HR crop. D learns what
+                                      # tells the student from a photo; paired, its features ask for that
+                                      # detail in the HR's places, not wherever D would accept it (stop 38)
     w_texture: float = 0.0            # Real-ESRGAN rows only: sliced Wasserstein distance between the
                                       # luma patches of the output and of the HR crop, per window (MODELS.md)
     texture_window: int = 32          # its window, HR pixels per side (the 2x-pooled scale uses half)
@@ -454,7 +459,7 @@ def losses_on(student: dict) -> dict[str, bool]:
 # its start, and a fine-tune from the shipped repair-away stage (trained with w_away) that inherited
 # the charge without an anchor would be refused.
 RECIPE_KEYS = ("w_distill", "w_denoise", "w_hr_adv", "w_lr_adv", "denoise_weighting",
-               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "detail_band", "w_feat", "feat_t_max", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "adv_band", "w_colour",
+               "zero_noise_share", "zero_noise_target", "inference_noise", "w_detail", "detail_deblock", "detail_band", "w_feat", "feat_t_max", "w_fm", "w_texture", "texture_window", "texture_deblock", "texture_chroma", "w_median", "w_shift", "shift_size", "w_gate_flat", "gate_flat_level", "adv_edge_gate", "adv_edge_lo", "adv_edge_hi", "adv_grid_notch", "adv_band", "w_colour",
                "colour_cell", "w_artefact", "artefact_ksize", "restore_cond", "restore_gain", "diffaugment_policy")
 
 
@@ -618,7 +623,11 @@ def validate(cfg: Config) -> None:
     if s.feat_t_max < 0:
         raise ValueError(f"config student.feat_t_max={s.feat_t_max}: the perceptual term's forward step is drawn "
                          "from 0..feat_t_max, so it must be 0 or more (and below the schedule's length)")
-    for key in ("w_detail", "w_feat", "w_texture", "w_median", "w_away", "w_shift", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
+    if s.w_fm > 0 and (cfg.model.disc_hr != "pixel" or not s.hr_adv):
+        raise ValueError(f"config student.w_fm={s.w_fm} matches the pixel HR discriminator's features: it needs "
+                         f"model.disc_hr=pixel (is {cfg.model.disc_hr}) and student.hr_adv on, so that D learns "
+                         "(set student.w_hr_adv=0 to train D without its adversarial pull)")
+    for key in ("w_detail", "w_feat", "w_fm", "w_texture", "w_median", "w_away", "w_shift", "w_colour", "w_anchor", "w_artefact", "w_gate_flat"):
         v = getattr(s, key)
         if not v >= 0:
             raise ValueError(f"config student.{key}={v}: must be 0 (off) or positive")

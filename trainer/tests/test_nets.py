@@ -617,6 +617,30 @@ def test_perceptual_term_on_the_teacher_features_reads_only_damaged_rows_and_pas
     assert all(p.grad is None for p in teacher.parameters())
 
 
+def test_feature_matching_on_the_pixel_discriminator_compares_each_output_with_its_own_hr():
+    """student.w_fm: D_H's stage activations (what its heads read) matched row by row: 0 for the HR
+    crop itself, blind to an unmasked row, and its gradient reaches the output, never D."""
+    from duoscale_trainer.train.student import matching_loss
+
+    torch.manual_seed(0)
+    D = build_discriminator("hr", "tiny", blur=True)
+    hr = torch.rand(4, 3, 32, 32) * 2 - 1
+    mask = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    feats = D.stage_features(hr)
+    assert [f.shape[1] for f in feats] == list(D.channels) and feats[-1].shape[-1] == 2
+    assert matching_loss(D, hr, hr, mask).item() < 1e-6
+    other = hr.clone()
+    other[1] = -hr[1]
+    assert matching_loss(D, other, hr, mask).item() < 1e-6
+    assert matching_loss(D, other, hr, torch.ones(4)).item() > 1e-3
+    for p in D.parameters():
+        p.requires_grad_(False)
+    x = (hr + 0.3 * torch.randn(hr.shape)).requires_grad_(True)
+    matching_loss(D, x, hr, mask).backward()
+    assert x.grad[1].abs().max() == 0 and x.grad[[0, 2, 3]].abs().sum() > 0
+    assert all(p.grad is None for p in D.parameters())
+
+
 def test_teacher_feature_discriminator_holds_only_heads_and_judges_an_image_against_its_lr():
     """model.disc_hr=teacher: heads on the frozen teacher's contracting half. Its state dict and
     parameters are the heads alone (the teacher stays the checkpoint's own copy); the student's

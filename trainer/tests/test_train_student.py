@@ -675,11 +675,11 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
                           "--init", teacher_ckpt, "--set", "student.w_anchor=1", "--set", "student.w_away=4",
                           "--set", "student.w_shift=3", "--set", "student.adv_edge_gate=2",
                           "--set", "student.adv_grid_notch=4", "--set", "student.adv_band=0.125",
-                          "--set", "student.detail_band=0.125", "--set", "student.w_feat=0.5",
+                          "--set", "student.detail_band=0.125", "--set", "student.w_feat=0.5", "--set", "student.w_fm=0.5",
                           "--set", "student.feat_t_max=1"])
     assert rc == 0, events[-1]
     seen = set().union(*(e["losses"] for e in events if e["event"] == "progress" and "losses" in e))
-    assert {"detail", "colour", "artefact", "texture", "median", "away", "shift", "edge_gate", "feat"} <= seen
+    assert {"detail", "colour", "artefact", "texture", "median", "away", "shift", "edge_gate", "feat", "fm"} <= seen
     gate = [e["losses"]["edge_gate"] for e in events if e["event"] == "progress" and "edge_gate" in e.get("losses", {})]
     assert all(0.0 <= v <= 1.0 for v in gate)
     shift = [e["losses"]["shift"] for e in events if e["event"] == "progress" and "shift" in e.get("losses", {})]
@@ -715,6 +715,10 @@ def test_detail_and_colour_terms_train_on_real_esrgan_rows_only(photos, teacher_
     assert "adv_band" in RECIPE_KEYS and cfg["student"]["adv_band"] == 0.125 and ft["student"]["adv_band"] == 0.125
     assert "detail_band" in RECIPE_KEYS and cfg["student"]["detail_band"] == 0.125 and ft["student"]["detail_band"] == 0.125
     assert {"w_feat", "feat_t_max"} <= set(RECIPE_KEYS) and ft["student"]["w_feat"] == 0.5 and ft["student"]["feat_t_max"] == 1
+    assert "w_fm" in RECIPE_KEYS and ft["student"]["w_fm"] == 0.5
+    rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "fm", "--steps", 1,
+                          "--teacher", teacher_ckpt, "--set", "student.w_fm=1", "--set", "model.disc_hr=teacher"])
+    assert rc != 0 and "student.w_fm" in json.dumps(events) and "model.disc_hr=pixel" in json.dumps(events)
     rc, events = run_cli(["student", "--preset", "test", "--data", photos, "--out", tmp_path / "bad", "--steps", 2,
                           "--teacher", teacher_ckpt, "--set", "student.w_detail=-1"])
     assert rc != 0 and "student.w_detail" in json.dumps(events)

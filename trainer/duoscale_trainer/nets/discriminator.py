@@ -108,6 +108,15 @@ class Discriminator(nn.Module):
     def config(self) -> dict:
         return dict(self._cfg)
 
+    def stage_features(self, img: Tensor) -> list[Tensor]:
+        """Each stage's output for img: what the heads read (student.w_fm matches them)."""
+        h = img - img.mean(dim=(2, 3), keepdim=True) if self.centre else img
+        feats = []
+        for stage in self.stages:
+            h = stage(h)
+            feats.append(h)
+        return feats
+
     def forward(self, img: Tensor) -> Tensor:
         h = img - img.mean(dim=(2, 3), keepdim=True) if self.centre else img
         logits = []

@@ -233,6 +233,21 @@ def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, 
     return feature_distance(feats(out), f_hr, per_level).mean(dim=0)
 
 
+def matching_loss(D: nn.Module, out: Tensor, hr: Tensor, mask: Tensor) -> Tensor:
+    """student.w_fm: ``feature_distance`` between the pixel HR discriminator's stage activations for
+    ``out`` and for ``hr``, averaged over the masked rows (D frozen by the caller; no DiffAugment, so
+    the pair stays aligned). D's stages learn what separates the student's outputs from photos, the
+    detail the fidelity terms average away; matched row by row, they ask for it where the HR crop
+    has it, where the adversarial term accepts it anywhere (pix2pixHD's feature matching, in
+    LPIPS's unit-normalised form)."""
+    rows = mask.nonzero().flatten()
+    if rows.numel() == 0:
+        return out.new_zeros((), dtype=torch.float32)
+    with torch.no_grad():
+        f_hr = D.stage_features(hr[rows])
+    return feature_distance(D.stage_features(out[rows]), f_hr).mean()
+
+
 def _project_centred_patches(y: Tensor, dirs: Tensor) -> Tensor:
     """B x P x H x W: each pixel's k x k luma neighbourhood (reflect-padded), less its own mean,
     projected on each of the P unit directions (P x k*k). A patch's mean drops out of a projection
@@ -695,7 +710,7 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
 
         zero_chain = uses_zero_chain(cfg)
         # the terms that read the decoded output (the HR D too, on the steps it is on)
-        pixel_terms = any(w > 0 for w in (s.w_detail, s.w_feat, s.w_colour, s.w_artefact, s.w_texture, s.w_median,
+        pixel_terms = any(w > 0 for w in (s.w_detail, s.w_feat, s.w_fm, s.w_colour, s.w_artefact, s.w_texture, s.w_median,
                                                    s.w_away))
 
         def step_fn(step: int) -> dict:
@@ -812,6 +827,10 @@ def train(cfg: Config, resume: dict | None = None) -> dict:
                     l = feature_loss(hr_hat, hr, lr, zy, real.float(), teacher, diffusion, codec, g, s.feat_t_max)
                     loss_s = loss_s + s.w_feat * l
                     out["feat"] = l.detach()
+                if s.w_fm > 0 and not warm:                                        # Real-ESRGAN rows
+                    l = matching_loss(D_H, hr_hat, hr, real.float())
+                    loss_s = loss_s + s.w_fm * l
+                    out["fm"] = l.detach()
                 if s.w_texture > 0:                                                # Real-ESRGAN rows
                     l = texture_loss(hr_hat, hr, real.float(), g, window=s.texture_window, deblock=s.texture_deblock,
                                      chroma=s.texture_chroma)
