@@ -17,6 +17,8 @@ same draws for every row of the table). The unsharp mask is the one of sharpen-c
 Gaussian sigma 1 HR px, out = y + a (y - blur(y)); the oracle keeps the HR's luma below 1/8 cycle
 per HR px and the HR's colour differences. PSNR-Y and pooled sharpness are printed beside it, then the distance
 at each of the teacher's levels (its mean is the first column): which of them see what.
+With --d-hr it scores student.w_fm's distance instead, on the stages of a checkpoint's pixel HR
+discriminator (the teacher still encodes nothing then; --teacher is only read).
 """
 import argparse
 import sys
@@ -35,6 +37,8 @@ def main() -> int:
     ap.add_argument("--t-max", type=int, default=0, help="as student.feat_t_max")
     ap.add_argument("--draws", type=int, default=4)
     ap.add_argument("--amounts", default="1,2", help="unsharp-mask amounts applied to the first model")
+    ap.add_argument("--d-hr", metavar="CKPT", help="score on this student checkpoint's pixel HR discriminator's "
+                    "stages instead (student.w_fm's distance; no draws)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
     import torch
@@ -44,7 +48,8 @@ def main() -> int:
     from duoscale_trainer import metrics as M
     from duoscale_trainer.diffusion import ResShift, Schedule
     from duoscale_trainer.train import common as C
-    from duoscale_trainer.train.student import feature_loss
+    from duoscale_trainer.nets.discriminator import Discriminator
+    from duoscale_trainer.train.student import feature_loss, matching_loss
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     band_limit = __import__("band-limit-check").band_limit
@@ -58,6 +63,17 @@ def main() -> int:
     except E.EvalError as e:
         print(f"feature-distance-check: {e}", flush=True)
         return 2
+    D = None
+    if a.d_hr:
+        d_ck = C.load_checkpoint(a.d_hr) if Path(a.d_hr).is_file() else {}
+        d_cfg = d_ck.get("nets", {}).get("d_hr")
+        if not d_cfg or d_cfg.get("kind") == "teacher":
+            print(f"feature-distance-check: --d-hr {a.d_hr}: not a student checkpoint with a pixel HR "
+                  "discriminator (a restore-stage checkpoint has one)", flush=True)
+            return 2
+        D = Discriminator(**d_cfg)
+        D.load_state_dict(d_ck["models"]["d_hr"])
+        D.eval()
     ck = C.load_checkpoint(a.teacher)
     codec = C.freeze(C.codec_from_checkpoint(ck))
     teacher = C.freeze(C.build_net_from(ck, "teacher", ema=True))
@@ -79,10 +95,16 @@ def main() -> int:
     lr_t = torch.from_numpy(np.stack(list(ds.lr)).astype(np.float32) * 2 - 1).permute(0, 3, 1, 2).contiguous()
     ys = [M.rgb_to_y(h) for h in hrs]
     g_hr = [M.gradient_magnitude(y).mean() for y in ys]
-    print(f"{len(hrs)} val crops ({a.crop} px, centre), realesrgan seed {a.seed}, repair on; teacher features "
-          f"at t 0..{a.t_max}, {a.draws} seeded draws; 8-bit outputs, BT.601 luma for PSNR-Y and sharpness")
-    levels = len(teacher.feature_channels())
-    names = [f"level {i}" for i in range(levels - 1)] + ["middle"]
+    source = (f"the HR discriminator's stages of {a.d_hr}" if D is not None else
+              f"teacher features at t 0..{a.t_max}, {a.draws} seeded draws")
+    print(f"{len(hrs)} val crops ({a.crop} px, centre), realesrgan seed {a.seed}, repair on; {source}; "
+          "8-bit outputs, BT.601 luma for PSNR-Y and sharpness")
+    if D is not None:
+        levels, draws = len(D.channels), 1
+        names = [f"stage {i}" for i in range(levels)]
+    else:
+        levels, draws = len(teacher.feature_channels()), a.draws
+        names = [f"level {i}" for i in range(levels - 1)] + ["middle"]
     print("| output | feature distance | PSNR-Y | sharpness (pooled) | " + " | ".join(names) + " |")
     print("| --- " * (4 + levels) + "|")
     with torch.no_grad():
@@ -93,11 +115,14 @@ def main() -> int:
             for i in range(0, len(imgs), 4):
                 sl = slice(i, i + 4)
                 m = torch.ones(x[sl].shape[0])
-                for k in range(a.draws):
-                    d += feature_loss(x[sl], hr_t[sl], lr_t[sl], zy_all[sl], m, teacher, diffusion, codec,
-                                      torch.Generator().manual_seed(1000 * k + i), a.t_max,
-                                      per_level=True).double() * x[sl].shape[0]
-            d /= a.draws * len(imgs)
+                for k in range(draws):
+                    if D is not None:
+                        lv = matching_loss(D, x[sl], hr_t[sl], m, per_level=True)
+                    else:
+                        lv = feature_loss(x[sl], hr_t[sl], lr_t[sl], zy_all[sl], m, teacher, diffusion, codec,
+                                          torch.Generator().manual_seed(1000 * k + i), a.t_max, per_level=True)
+                    d += lv.double() * x[sl].shape[0]
+            d /= draws * len(imgs)
             dist = float(d.mean())
             oy = [M.rgb_to_y(o) for o in imgs]
             psnr = float(np.mean([M.psnr_y(o, h) for o, h in zip(imgs, hrs)]))

@@ -233,19 +233,19 @@ def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, 
     return feature_distance(feats(out), f_hr, per_level).mean(dim=0)
 
 
-def matching_loss(D: nn.Module, out: Tensor, hr: Tensor, mask: Tensor) -> Tensor:
+def matching_loss(D: nn.Module, out: Tensor, hr: Tensor, mask: Tensor, per_level: bool = False) -> Tensor:
     """student.w_fm: ``feature_distance`` between the pixel HR discriminator's stage activations for
     ``out`` and for ``hr``, averaged over the masked rows (D frozen by the caller; no DiffAugment, so
     the pair stays aligned). D's stages learn what separates the student's outputs from photos, the
     detail the fidelity terms average away; matched row by row, they ask for it where the HR crop
     has it, where the adversarial term accepts it anywhere (pix2pixHD's feature matching, in
-    LPIPS's unit-normalised form)."""
+    LPIPS's unit-normalised form). per_level: each stage's mean, as feature_loss's."""
     rows = mask.nonzero().flatten()
     if rows.numel() == 0:
-        return out.new_zeros((), dtype=torch.float32)
+        return out.new_zeros((len(D.channels),) if per_level else (), dtype=torch.float32)
     with torch.no_grad():
         f_hr = D.stage_features(hr[rows])
-    return feature_distance(D.stage_features(out[rows]), f_hr).mean()
+    return feature_distance(D.stage_features(out[rows]), f_hr, per_level).mean(dim=0)
 
 
 def _project_centred_patches(y: Tensor, dirs: Tensor) -> Tensor:
