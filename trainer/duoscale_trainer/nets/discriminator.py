@@ -184,12 +184,19 @@ class TeacherFeatureDiscriminator(nn.Module):
                 shift: Tensor | None = None) -> Tensor:
         if self._backbone is None:
             raise RuntimeError("TeacherFeatureDiscriminator: attach(teacher, diffusion, codec) first")
-        teacher, diffusion, codec = self._backbone
-        if shift is not None:
-            img = shift_rows(img, shift)
-        x_t = diffusion.q_sample(codec.encode(img), zy, t, noise)
-        feats = teacher.features(diffusion.scale_input(x_t, t), t, lr)
+        feats = teacher_features(*self._backbone, img, lr, zy, t, noise, shift)
         return torch.cat([head(f).flatten(1) for head, f in zip(self.heads, feats)], dim=1)
+
+
+def teacher_features(teacher: nn.Module, diffusion, codec: nn.Module, img: Tensor, lr: Tensor, zy: Tensor,
+                     t: Tensor, noise: Tensor, shift: Tensor | None = None) -> list[Tensor]:
+    """The frozen teacher's contracting-half features of img (moved by shift per row, if given),
+    encoded and taken to forward step t with this noise, the LR as condition: what the
+    teacher-feature D's heads and student.w_feat read."""
+    if shift is not None:
+        img = shift_rows(img, shift)
+    x_t = diffusion.q_sample(codec.encode(img), zy, t, noise)
+    return teacher.features(diffusion.scale_input(x_t, t), t, lr)
 
 
 def shift_rows(img: Tensor, shift: Tensor) -> Tensor:

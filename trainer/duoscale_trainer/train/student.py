@@ -212,7 +212,7 @@ def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, 
     phase is drawn because the teacher reads 4x4 pixel blocks, and a fixed phase would reward a 4-px
     pattern (as it does for the teacher-feature D). Rows outside the mask cost no teacher pass.
     per_level: the mean over rows of each level's distance (scripts/feature-distance-check.py)."""
-    from ..nets.discriminator import shift_rows
+    from ..nets.discriminator import teacher_features
     rows = mask.nonzero().flatten()
     if rows.numel() == 0:
         return out.new_zeros((len(teacher.feature_channels()),) if per_level else (), dtype=torch.float32)
@@ -225,8 +225,7 @@ def feature_loss(out: Tensor, hr: Tensor, lr: Tensor, zy: Tensor, mask: Tensor, 
     shift = torch.randint(-2, 2, (n, 2), generator=g, device=zy.device)
 
     def feats(img: Tensor) -> list[Tensor]:
-        x_t = diffusion.q_sample(codec.encode(shift_rows(img, shift)), zy, t, noise)
-        return teacher.features(diffusion.scale_input(x_t, t), t, lr)
+        return teacher_features(teacher, diffusion, codec, img, lr, zy, t, noise, shift)
 
     with torch.no_grad():
         f_hr = feats(hr)
